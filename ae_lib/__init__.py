@@ -1,0 +1,31 @@
+"""Attend-and-Excite, host-free: attention capture, scores, loss, latent update, refinement, token mapping.
+
+Nothing here imports the WebUI, gradio, ldm or sgm; a host adapts its model and sampler to these calls.
+See README.md, "Using ae_lib without the WebUI".
+"""
+
+from ae_lib.capture import AttentionCapture
+from ae_lib.engine import AttendExcite, ImageTarget, StepResult, run_step
+from ae_lib.params import AEParams, ParamError, parse_named, parse_positional
+from ae_lib.schedule import Schedule
+from ae_lib.scores import TokenRule
+from ae_lib.tokens import SubjectError, SubjectResult, TokenColumn, map_subjects, text_columns
+
+__all__ = [
+    "AEParams",
+    "AttendExcite",
+    "AttentionCapture",
+    "ImageTarget",
+    "ParamError",
+    "Schedule",
+    "StepResult",
+    "SubjectError",
+    "SubjectResult",
+    "TokenColumn",
+    "TokenRule",
+    "map_subjects",
+    "parse_named",
+    "parse_positional",
+    "run_step",
+    "text_columns",
+]

@@ -1,0 +1,151 @@
+"""Differentiable cross-attention probabilities for one A&E pass, and nothing outside it.
+
+Hooks are forward PRE-hooks on the cross-attention (`attn2`) modules, registered when a pass starts and
+removed when it ends (also on error), so ordinary sampling passes run whatever attention implementation
+the host installed, untouched. A pre-hook sees exactly the module's inputs, recomputes
+softmax(Q K^T * scale) in fp32 from the module's own to_q / to_k / heads / scale, and keeps only the sum
+over heads (what the loss needs). After the last layer at the target resolution the pass is stopped
+(`StopPass`), so nothing after it runs and backward covers only what ran.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KeyContext = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+
+class StopPass(BaseException):
+    """Raised from the last target layer's hook; BaseException so host code's `except Exception` lets it by."""
+
+
+def is_cross_attention(name: str, module: nn.Module) -> bool:
+    return name.rsplit(".", 1)[-1] == "attn2" and all(hasattr(module, a) for a in ("to_q", "to_k", "heads"))
+
+
+def find_cross_attention(unet: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in unet.named_modules() if is_cross_attention(n, m)]
+
+
+def grid_candidates(height: int, width: int, levels: int = 6) -> list[tuple[int, int]]:
+    """Spatial sizes after each stride-2 downsample (ceil division, as the UNet's convs give)."""
+    sizes = [(height, width)]
+    for _ in range(levels):
+        h, w = sizes[-1]
+        sizes.append((math.ceil(h / 2), math.ceil(w / 2)))
+    return sizes
+
+
+def target_grid(latent_hw: tuple[int, int], attention_res: int = 0) -> tuple[int, int]:
+    """The attention grid used for the loss: latent/4 by default, or the level whose height is attention_res."""
+    sizes = grid_candidates(*latent_hw)
+    if attention_res <= 0:
+        return sizes[2]
+    for size in sizes:
+        if size[0] == attention_res:
+            return size
+    heights = ", ".join(str(h) for h, _ in sizes[:5])
+    msg = f"attention resolution {attention_res} matches no layer for this image size (available: {heights})"
+    raise ValueError(msg)
+
+
+def _linear32(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    bias = getattr(layer, "bias", None)
+    return F.linear(x.float(), layer.weight.float(), None if bias is None else bias.float())
+
+
+def attention_probs(module: nn.Module, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    """softmax(Q K^T * scale) as (B, heads, queries, keys), in fp32 whatever the host's precision."""
+    heads = int(module.heads)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        q = _linear32(module.to_q, x)
+        k = _linear32(module.to_k, context)
+        b, n, inner = q.shape
+        dim_head = inner // heads
+        scale = float(getattr(module, "scale", dim_head**-0.5))
+        q = q.reshape(b, n, heads, dim_head).transpose(1, 2)
+        k = k.reshape(b, k.shape[1], heads, dim_head).transpose(1, 2)
+        return (q @ k.transpose(-1, -2) * scale).softmax(dim=-1)
+
+
+@dataclass
+class Recording:
+    """What one pass captured: the sum over heads of every target layer, and how many heads that was."""
+
+    queries: int
+    stop_after: int | None  # target layers expected in a pass; None = not known yet
+    prob_sum: torch.Tensor | None = None
+    heads: int = 0
+    layers: list[str] = field(default_factory=list)
+    finer_seen: bool = False  # a layer finer than the target ran after target layers: the pass can stop
+
+    def add(self, name: str, probs: torch.Tensor) -> None:
+        summed = probs.sum(dim=1)
+        self.prob_sum = summed if self.prob_sum is None else self.prob_sum + summed
+        self.heads += probs.shape[1]
+        self.layers.append(name)
+
+    def mean(self) -> torch.Tensor:
+        """Mean over every head of every target layer (the reference's aggregate), (B, queries, keys)."""
+        if self.prob_sum is None:
+            msg = f"no cross-attention layer with {self.queries} query tokens ran in this pass"
+            raise RuntimeError(msg)
+        return self.prob_sum / self.heads
+
+
+class AttentionCapture:
+    """Observes a UNet's attn2 modules during `recording()` only.
+
+    `key_context` lets a host transform the context used for keys (e.g. hypernetworks), so the captured
+    probabilities are the ones its UNet used. `truncate` stops each pass after the last target layer.
+    """
+
+    def __init__(self, unet: nn.Module, key_context: KeyContext | None = None, truncate: bool = True) -> None:
+        self.modules = find_cross_attention(unet)
+        if not self.modules:
+            msg = "this UNet has no cross-attention (attn2) modules"
+            raise ValueError(msg)
+        self.key_context = key_context
+        self.truncate = truncate
+        self._layer_count: dict[int, int] = {}  # queries -> target layers seen in a whole pass
+
+    def _hook(self, name: str, rec: Recording) -> Callable:
+        def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            x = args[0] if args else kwargs["x"]
+            queries = x.shape[1]
+            if queries != rec.queries:
+                rec.finer_seen = rec.finer_seen or (queries > rec.queries and bool(rec.layers))
+                if self.truncate and rec.finer_seen and rec.stop_after is None:
+                    raise StopPass
+                return
+            context = kwargs.get("context", args[1] if len(args) > 1 else None)
+            context = x if context is None else context
+            if self.key_context is not None:
+                context = self.key_context(module, context)
+            rec.add(name, attention_probs(module, x, context))
+            if self.truncate and rec.stop_after is not None and len(rec.layers) >= rec.stop_after:
+                raise StopPass
+
+        return pre_hook
+
+    @contextmanager
+    def recording(self, queries: int) -> Iterator[Recording]:
+        """Hooks on for one pass; a StopPass raised inside is absorbed here. Hooks always come off."""
+        rec = Recording(queries, self._layer_count.get(queries) if self.truncate else None)
+        handles = [m.register_forward_pre_hook(self._hook(n, rec), with_kwargs=True) for n, m in self.modules]
+        try:
+            yield rec
+        except StopPass:
+            pass
+        finally:
+            for h in handles:
+                h.remove()
+        if rec.layers and queries not in self._layer_count:
+            self._layer_count[queries] = len(rec.layers)

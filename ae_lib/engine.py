@@ -1,0 +1,199 @@
+"""One A&E step on a batch: gradient step, per-image iterative refinement, scores.
+
+The engine works on z, the latent the UNet sees (the reference's z_t). A host in another
+parameterisation converts (see `ae_lib.latents`). `run_cond(z_rows, rows)` must run the UNet's
+conditional branch for the images `rows` (indices into the batch) on `z_rows`; its result is not used,
+only the attention it produces, and the pass is stopped after the last target layer.
+
+Refinement follows the reference's sequence exactly, without its wasted passes: the reference re-runs the
+forward at the latent it already evaluated and runs two no-grad passes per iteration; here every UNet pass
+is one evaluation whose loss and gradient are used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ae_lib.capture import AttentionCapture, target_grid
+from ae_lib.params import AEParams
+from ae_lib.schedule import Schedule, StepPlan
+from ae_lib.scores import image_loss, subject_scores
+
+RunCond = Callable[[torch.Tensor, list[int]], object]
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    """One image's subjects (columns) and the columns that enter the re-softmax."""
+
+    subjects: tuple[int, ...]
+    text_columns: tuple[int, ...]
+    labels: tuple[str, ...] = ()
+
+
+@dataclass
+class Evaluation:
+    """Loss, gradient w.r.t. z and scores of some rows, from one pass."""
+
+    rows: list[int]
+    losses: list[float]
+    grads: torch.Tensor
+    scores: list[list[float]]
+    maps: torch.Tensor | None = None  # (rows, queries, keys) aggregated attention, detached
+
+
+@dataclass
+class StepResult:
+    latent: torch.Tensor  # z after the step
+    scores: dict[int, list[float]]  # per image: each subject's score at the last evaluated latent
+    losses: dict[int, float]
+    refine_iterations: dict[int, int] = field(default_factory=dict)
+    threshold_met: dict[int, bool] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)  # images whose update was skipped, and why
+    passes: int = 0
+    maps: dict[int, torch.Tensor] = field(default_factory=dict)  # per image (queries, keys), if kept
+
+
+class AttendExcite:
+    """Runs A&E steps for one sampling run on one UNet."""
+
+    def __init__(
+        self,
+        unet: torch.nn.Module,
+        params: AEParams,
+        schedule: Schedule,
+        capture: AttentionCapture | None = None,
+        keep_maps: bool = False,
+    ) -> None:
+        self.params = params
+        self.schedule = schedule
+        self.capture = capture or AttentionCapture(unet)
+        self.keep_maps = keep_maps
+
+    def step(
+        self,
+        index: int,
+        z: torch.Tensor,
+        run_cond: RunCond,
+        targets: Sequence[ImageTarget | None],
+        should_stop: Callable[[], bool] | None = None,
+        on_refine: Callable[[int, int], None] | None = None,
+    ) -> StepResult | None:
+        """A&E at full-schedule step `index`; None when the step is not altered or no image has subjects."""
+        plan = self.schedule.plan(index)
+        rows = [b for b, t in enumerate(targets) if t is not None]
+        if plan is None or not rows:
+            return None
+        grid = target_grid((z.shape[-2], z.shape[-1]), self.params.attention_res)
+        run = _Run(self, z.detach().clone(), run_cond, targets, grid, plan)
+        current = run.evaluate(rows)
+        if plan.threshold is not None and plan.max_refine > 0:
+            run.refine(current, should_stop, on_refine)
+        for b, (ev, i) in current.items():  # the regular update, from the last evaluated latent
+            run.apply(b, ev, i)
+            run.result.scores[b], run.result.losses[b] = ev.scores[i], ev.losses[i]
+            if self.keep_maps and ev.maps is not None:
+                run.result.maps[b] = ev.maps[i]
+        return run.result
+
+    def evaluate(self, z: torch.Tensor, rows: list[int], run_cond: RunCond, targets, grid) -> Evaluation:
+        """One UNet pass on z[rows] with autograd: per-image losses, their gradient w.r.t. z, scores."""
+        leaf = z[rows].detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            with self.capture.recording(grid[0] * grid[1]) as rec:
+                run_cond(leaf, rows)
+            attention = rec.mean()
+            losses, scores, total = [], [], None
+            for i, b in enumerate(rows):
+                t = targets[b]
+                s = subject_scores(
+                    attention[i], t.text_columns, t.subjects, grid, self.params.smoothing, self.params.sigma
+                )
+                loss = image_loss(s)
+                total = loss if total is None else total + loss
+                losses.append(float(loss))
+                scores.append([float(v) for v in s])
+            grads = _grad(total, leaf)
+        return Evaluation(rows, losses, grads, scores, attention.detach() if self.keep_maps else None)
+
+
+Current = dict[int, tuple[Evaluation, int]]  # image -> (its latest evaluation, its row in it)
+
+
+@dataclass
+class _Run:
+    """The state of one step: the latent being updated and what has been evaluated."""
+
+    engine: AttendExcite
+    z: torch.Tensor
+    run_cond: RunCond
+    targets: Sequence[ImageTarget | None]
+    grid: tuple[int, int]
+    plan: StepPlan
+    result: StepResult = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.result = StepResult(self.z, {}, {})
+
+    def evaluate(self, rows: list[int]) -> Current:
+        ev = self.engine.evaluate(self.z, rows, self.run_cond, self.targets, self.grid)
+        self.result.passes += 1
+        return {b: (ev, i) for i, b in enumerate(rows)}
+
+    def apply(self, b: int, ev: Evaluation, i: int) -> None:
+        """z_b <- z_b - step_size * dL/dz_b, unless the loss is 0 or anything is not finite."""
+        grad = ev.grads[i]
+        if not all(math.isfinite(v) for v in ev.scores[i]) or not bool(torch.isfinite(grad).all()):
+            self.result.skipped[b] = "non-finite attention scores or gradient; update skipped"
+            return
+        if ev.losses[i] != 0:
+            self.z[b] -= self.plan.step_size * grad.to(self.z.dtype)
+
+    def refine(self, current: Current, should_stop, on_refine) -> None:
+        """The reference's loop per image: update, stop when the pre-update loss met the goal or at the cap,
+        then one more pass (the next iteration's forward, or the final forward for the regular update)."""
+        goal = max(0.0, 1.0 - float(self.plan.threshold))
+        iterations = {b: 0 for b, (ev, i) in current.items() if ev.losses[i] > goal}
+        for b in current:
+            self.result.threshold_met[b] = b not in iterations
+        while iterations and not (should_stop is not None and should_stop()):
+            done = []
+            for b, (ev, i) in [(b, current[b]) for b in iterations]:
+                iterations[b] += 1
+                self.apply(b, ev, i)
+                if iterations[b] >= self.plan.max_refine or not ev.losses[i] > goal:
+                    done.append(b)
+            if on_refine is not None:
+                on_refine(max(iterations.values()), self.plan.max_refine)
+            current.update(self.evaluate(sorted(iterations)))
+            for b, count in iterations.items():
+                ev, i = current[b]
+                self.result.refine_iterations[b] = count
+                self.result.threshold_met[b] = ev.losses[i] <= goal
+            for b in done:
+                del iterations[b]
+
+
+def _grad(total: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:
+    if not total.requires_grad:  # every loss clamped to a constant 0
+        return torch.zeros_like(leaf)
+    (grad,) = torch.autograd.grad(total, [leaf], allow_unused=True)
+    return torch.zeros_like(leaf) if grad is None else grad.detach()
+
+
+def run_step(
+    unet: torch.nn.Module,
+    run_cond: RunCond,
+    z: torch.Tensor,
+    targets: Sequence[ImageTarget | None],
+    params: AEParams,
+    index: int,
+    total_steps: int,
+) -> StepResult | None:
+    """One-call public API: the A&E update and scores for full-schedule step `index` of `total_steps`."""
+    engine = AttendExcite(unet, params, Schedule.from_params(params, total_steps))
+    return engine.step(index, z, run_cond, targets)

@@ -6,7 +6,7 @@ See README.md, "Using ae_lib without the WebUI".
 
 from ae_lib.capture import AttentionCapture
 from ae_lib.engine import AttendExcite, ImageTarget, StepResult, run_step
-from ae_lib.params import AEParams, ParamError, parse_named, parse_positional
+from ae_lib.params import AEParams, ParseResult, parse_named, parse_positional
 from ae_lib.schedule import Schedule
 from ae_lib.scores import TokenRule
 from ae_lib.tokens import SubjectError, SubjectResult, TokenColumn, map_subjects, text_columns
@@ -16,7 +16,7 @@ __all__ = [
     "AttendExcite",
     "AttentionCapture",
     "ImageTarget",
-    "ParamError",
+    "ParseResult",
     "Schedule",
     "StepResult",
     "SubjectError",

@@ -56,13 +56,18 @@ def target_grid(latent_hw: tuple[int, int], attention_res: int = 0) -> tuple[int
     raise ValueError(msg)
 
 
+def at_least_fp32(dtype: torch.dtype) -> torch.dtype:
+    return torch.promote_types(dtype, torch.float32)
+
+
 def _linear32(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    dtype = at_least_fp32(x.dtype)
     bias = getattr(layer, "bias", None)
-    return F.linear(x.float(), layer.weight.float(), None if bias is None else bias.float())
+    return F.linear(x.to(dtype), layer.weight.to(dtype), None if bias is None else bias.to(dtype))
 
 
 def attention_probs(module: nn.Module, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-    """softmax(Q K^T * scale) as (B, heads, queries, keys), in fp32 whatever the host's precision."""
+    """softmax(Q K^T * scale) as (B, heads, queries, keys), in fp32 (fp64 for fp64 inputs) whatever the host's precision."""
     heads = int(module.heads)
     with torch.autocast(device_type=x.device.type, enabled=False):
         q = _linear32(module.to_q, x)

@@ -115,8 +115,8 @@ class AttendExcite:
                 )
                 loss = image_loss(s)
                 total = loss if total is None else total + loss
-                losses.append(float(loss))
-                scores.append([float(v) for v in s])
+                losses.append(float(loss.detach()))
+                scores.append([float(v) for v in s.detach()])
             grads = _grad(total, leaf)
         return Evaluation(rows, losses, grads, scores, attention.detach() if self.keep_maps else None)
 

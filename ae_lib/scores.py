@@ -45,7 +45,7 @@ def subject_maps(
 ) -> torch.Tensor:
     """(S, h, w) maps of the subjects after the x100 softmax over text columns; attention is (queries, keys)."""
     cols = list(text_columns)
-    text = attention[:, cols].float() * 100
+    text = attention[:, cols].to(torch.promote_types(attention.dtype, torch.float32)) * 100
     text = text.softmax(dim=-1)
     where = [cols.index(s) for s in subjects]
     return text[:, where].T.reshape(len(where), *grid)
@@ -55,7 +55,7 @@ def smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     """Reflect-pad by 1 and convolve each map with the reference kernel; (S, h, w) -> (S, h, w)."""
     pad = (KERNEL_SIZE - 1) // 2
     x = F.pad(maps.unsqueeze(1), (pad, pad, pad, pad), mode="reflect")
-    return F.conv2d(x, reference_kernel(sigma, device=maps.device)).squeeze(1)
+    return F.conv2d(x, reference_kernel(sigma, device=maps.device).to(maps.dtype)).squeeze(1)
 
 
 def subject_scores(

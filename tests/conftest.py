@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.tiny_models import make_unet
+
+
+@pytest.fixture(scope="session")
+def sd1_unet():
+    return make_unet("sd1")
+
+
+@pytest.fixture(scope="session")
+def sd2_unet():
+    return make_unet("sd2")
+
+
+@pytest.fixture(params=["sd1", "sd2"])
+def unet(request, sd1_unet, sd2_unet):
+    return {"sd1": sd1_unet, "sd2": sd2_unet}[request.param]

@@ -1,0 +1,113 @@
+"""Attention capture: exact probabilities, layer choice by query count, hooks only during a pass."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from einops import rearrange
+from ldm.modules.diffusionmodules import openaimodel
+
+from ae_lib.capture import AttentionCapture, find_cross_attention, grid_candidates, target_grid
+from tests.tiny_models import make_context
+
+
+def _independent_probs(module, x, context):
+    h = module.heads
+    q = rearrange(module.to_q(x), "b n (h d) -> b h n d", h=h)
+    k = rearrange(module.to_k(context), "b n (h d) -> b h n d", h=h)
+    return torch.einsum("bhid,bhjd->bhij", q, k).mul(module.scale).softmax(-1)
+
+
+class _InterpolatingCat:
+    """Like the WebUI's TorchHijackForUnet (modules/sd_hijack_unet.py): odd sizes make skip connections
+    one pixel off, and the WebUI interpolates before concatenating."""
+
+    def __getattr__(self, item):
+        return getattr(torch, item)
+
+    @staticmethod
+    def cat(tensors, *args, **kwargs):
+        a, b = tensors
+        if a.shape[-2:] != b.shape[-2:]:
+            a = torch.nn.functional.interpolate(a, b.shape[-2:], mode="nearest")
+        return torch.cat([a, b], *args, **kwargs)
+
+
+def _module_state(unet):
+    return [
+        (
+            name,
+            type(m),
+            dict(m._forward_hooks),
+            dict(m._forward_pre_hooks),
+            dict(m._forward_hooks_with_kwargs),
+            "forward" in m.__dict__,
+        )
+        for name, m in unet.named_modules()
+    ] + [(n, p.requires_grad) for n, p in unet.named_parameters()]
+
+
+def test_captured_probs_equal_independent_softmax(unet):
+    z = torch.randn(2, 4, 16, 16)
+    ctx = make_context(2)
+    inputs = {}
+    handles = [
+        m.register_forward_pre_hook(
+            lambda mod, args, kwargs, n=n: inputs.__setitem__(n, (args[0], kwargs["context"])), with_kwargs=True
+        )
+        for n, m in find_cross_attention(unet)
+    ]
+    capture = AttentionCapture(unet, truncate=False)
+    try:
+        with capture.recording(16) as rec:
+            unet(z, torch.full((2,), 10.0), context=ctx)
+    finally:
+        for h in handles:
+            h.remove()
+    modules = dict(find_cross_attention(unet))
+    expected_layers = [n for n, (x, _) in inputs.items() if x.shape[1] == 16]
+    assert rec.layers == expected_layers and len(expected_layers) == 5  # input 7, 8 and output 3, 4, 5
+    expected_sum = sum(_independent_probs(modules[n], *inputs[n]).sum(1) for n in expected_layers)
+    heads = sum(modules[n].heads for n in expected_layers)
+    torch.testing.assert_close(rec.mean(), expected_sum / heads, rtol=1e-5, atol=1e-7)
+    assert rec.mean().requires_grad is False or rec.mean().grad_fn is not None
+
+
+@pytest.mark.parametrize(("hw", "expected"), [((16, 16), (4, 4)), ((20, 12), (5, 3)), ((9, 7), (3, 2))])
+def test_layers_chosen_by_query_count_with_ceil_sizes(sd1_unet, hw, expected, monkeypatch):
+    assert target_grid(hw) == expected
+    monkeypatch.setattr(openaimodel, "th", _InterpolatingCat())
+    capture = AttentionCapture(sd1_unet, truncate=False)
+    with capture.recording(expected[0] * expected[1]) as rec:
+        sd1_unet(torch.randn(1, 4, *hw), torch.full((1,), 10.0), context=make_context(1))
+    assert [n.split(".1.transformer")[0] for n in rec.layers] == [
+        "input_blocks.7",
+        "input_blocks.8",
+        "output_blocks.3",
+        "output_blocks.4",
+        "output_blocks.5",
+    ]
+
+
+def test_attention_res_override_and_error():
+    assert target_grid((64, 64), 16) == (16, 16)
+    assert target_grid((64, 64), 32) == (32, 32)
+    assert grid_candidates(64, 48)[:3] == [(64, 48), (32, 24), (16, 12)]
+    with pytest.raises(ValueError, match="matches no layer"):
+        target_grid((64, 64), 20)
+
+
+def test_no_hooks_outside_a_pass_and_after_an_exception(sd1_unet):
+    before = _module_state(sd1_unet)
+    capture = AttentionCapture(sd1_unet)
+    assert _module_state(sd1_unet) == before, "creating a capture must not touch the model"
+    z, ctx = torch.randn(1, 4, 16, 16), make_context(1)
+    plain = sd1_unet(z, torch.full((1,), 10.0), context=ctx)
+
+    boom = sd1_unet.output_blocks[4].register_forward_pre_hook(lambda *a: (_ for _ in ()).throw(RuntimeError("x")))
+    with pytest.raises(RuntimeError), capture.recording(16):
+        sd1_unet(z.requires_grad_(), torch.full((1,), 10.0), context=ctx)
+    boom.remove()
+    assert _module_state(sd1_unet) == before
+    again = sd1_unet(z.detach(), torch.full((1,), 10.0), context=ctx)
+    assert torch.equal(plain, again), "an ordinary pass after capture must be bit-identical"

@@ -1,0 +1,85 @@
+"""Tiny random-weight UNets from the real ldm classes, and the real CLIP BPE tokenizer.
+
+SD1-like: heads fixed per layer (num_heads), like SD1's config. SD2-like: num_head_channels and linear
+projections in the transformer, like SD2's config. Same block layout as SD ([4, 2, 1] attention
+resolutions, channel_mult (1, 2, 4, 4), 2 res blocks), so the attn2 names and resolutions match SD's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sysconfig
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+from ae_lib.tokens import TokenColumn
+
+CONTEXT_DIM = 32
+BOS, EOS = 49406, 49407
+
+
+def make_unet(kind: str = "sd1", seed: int = 0) -> UNetModel:
+    torch.manual_seed(seed)
+    common = dict(
+        image_size=32,
+        in_channels=4,
+        out_channels=4,
+        model_channels=32,
+        attention_resolutions=[4, 2, 1],
+        num_res_blocks=2,
+        channel_mult=(1, 2, 4, 4),
+        use_spatial_transformer=True,
+        transformer_depth=1,
+        context_dim=CONTEXT_DIM,
+        legacy=False,
+    )
+    if kind == "sd1":
+        unet = UNetModel(num_heads=2, **common)
+    elif kind == "sd2":
+        unet = UNetModel(num_head_channels=16, use_linear_in_transformer=True, **common)
+    else:
+        raise ValueError(kind)
+    return unet.eval()
+
+
+def make_context(batch: int, seed: int = 1, columns: int = 77) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, columns, CONTEXT_DIM, generator=g)
+
+
+def cond_runner(unet: UNetModel, context: torch.Tensor, t: float = 500.0):
+    """run_cond for the engine: the UNet's conditional branch for the given batch rows."""
+
+    def run(z: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        timesteps = torch.full((z.shape[0],), t)
+        return unet(z, timesteps, context=context[rows])
+
+    return run
+
+
+@lru_cache(maxsize=1)
+def clip_tokenizer():
+    """open_clip's SimpleTokenizer loaded by file path (importing open_clip itself needs torchvision)."""
+    base = Path(sysconfig.get_paths()["purelib"]) / "open_clip"
+    spec = importlib.util.spec_from_file_location("_ae_test_open_clip_tokenizer", base / "tokenizer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SimpleTokenizer()
+
+
+def prompt_columns(prompt: str, pad_id: int = EOS) -> list[TokenColumn]:
+    """One chunk of 77 columns as the WebUI lays them out: start, tokens, end, padding."""
+    tok = clip_tokenizer()
+    ids = tok.encode(prompt)[:75]
+    cols = [TokenColumn(0, BOS, "<start>", "start")]
+    for j, i in enumerate(ids):
+        piece = tok.decoder[i]
+        end = piece.endswith("</w>")
+        cols.append(TokenColumn(j + 1, i, piece.removesuffix("</w>"), "token", end))
+    cols.append(TokenColumn(len(ids) + 1, EOS, "<end>", "end"))
+    while len(cols) < 77:
+        cols.append(TokenColumn(len(cols), pad_id, "", "pad"))
+    return cols

@@ -67,7 +67,7 @@ def _linear32(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def attention_probs(module: nn.Module, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-    """softmax(Q K^T * scale) as (B, heads, queries, keys), in fp32 (fp64 for fp64 inputs) whatever the host's precision."""
+    """softmax(Q K^T * scale), (B, heads, queries, keys), in fp32 (fp64 for fp64 inputs) whatever the host runs."""
     heads = int(module.heads)
     with torch.autocast(device_type=x.device.type, enabled=False):
         q = _linear32(module.to_q, x)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tiny_models import make_unet
+from ae_demo.tiny import make_unet
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from einops import rearrange
 from ldm.modules.diffusionmodules import openaimodel
 
 from ae_lib.capture import AttentionCapture, find_cross_attention, grid_candidates, target_grid
-from tests.tiny_models import make_context
+from ae_demo.tiny import make_context
 
 
 def _independent_probs(module, x, context):

@@ -7,7 +7,7 @@ import torch
 
 from ae_lib import AEParams, AttendExcite, ImageTarget, Schedule, TokenRule, text_columns
 from tests.reference_ae import reference_step
-from tests.tiny_models import cond_runner, make_context, prompt_columns
+from ae_demo.tiny import cond_runner, make_context, prompt_columns
 
 PROMPT = "a cat and a frog"
 SUBJECTS = (2, 5)

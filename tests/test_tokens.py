@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ae_lib.tokens import TokenColumn, TokenRule, map_subjects, text_columns
-from tests.tiny_models import clip_tokenizer, prompt_columns
+from ae_demo.tiny import clip_tokenizer, prompt_columns
 
 
 def _split_word() -> str:

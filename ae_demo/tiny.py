@@ -1,4 +1,4 @@
-"""Tiny random-weight UNets from the real ldm classes, and the real CLIP BPE tokenizer.
+"""Tiny random-weight models from the real ldm classes, the real CLIP BPE tokenizer, and a tiny text encoder.
 
 SD1-like: heads fixed per layer (num_heads), like SD1's config. SD2-like: num_head_channels and linear
 projections in the transformer, like SD2's config. Same block layout as SD ([4, 2, 1] attention
@@ -83,3 +83,42 @@ def prompt_columns(prompt: str, pad_id: int = EOS) -> list[TokenColumn]:
     while len(cols) < 77:
         cols.append(TokenColumn(len(cols), pad_id, "", "pad"))
     return cols
+
+
+class TinyTextEncoder(torch.nn.Module):
+    """A small causal transformer over the real CLIP vocabulary (random weights): (B, 77) ids -> (B, 77, 32)."""
+
+    def __init__(self, seed: int = 0, width: int = CONTEXT_DIM, layers: int = 2) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.token = torch.nn.Embedding(49408, width)
+        self.position = torch.nn.Parameter(torch.randn(77, width) * 0.1)
+        layer = torch.nn.TransformerEncoderLayer(width, 4, width * 2, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = torch.nn.LayerNorm(width)
+        # Trained text encoders give column norms of ~20-30 (SD's CLIP); unit-variance features would make every
+        # attention map near-uniform (scores ~1/75). A gain of 4 on 32 features gives such norms.
+        torch.nn.init.constant_(self.norm.weight, 4.0)
+        self.register_buffer("mask", torch.full((77, 77), float("-inf")).triu(1), persistent=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.token(ids) + self.position
+        return self.norm(self.encoder(h, mask=self.mask))
+
+    def encode(self, prompts: list[str]) -> torch.Tensor:
+        ids = [[c.token_id for c in prompt_columns(p)] for p in prompts]
+        with torch.no_grad():
+            return self(torch.tensor(ids))
+
+
+class TinyLatentDiffusion(torch.nn.Module):
+    """What k-diffusion's CompVisDenoiser expects of an ldm model: alphas_cumprod and apply_model(x, t, cond)."""
+
+    def __init__(self, unet: UNetModel) -> None:
+        super().__init__()
+        self.diffusion_model = unet
+        betas = torch.linspace(0.00085**0.5, 0.012**0.5, 1000, dtype=torch.float64) ** 2  # SD's scaled-linear
+        self.register_buffer("alphas_cumprod", torch.cumprod(1.0 - betas, dim=0).float())
+
+    def apply_model(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.diffusion_model(x, t, context=cond)

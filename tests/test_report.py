@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from ae_lib.report import format_scores, parse_scores, window_summary
+
+
+def _infotext_quote(text: str) -> str:
+    # modules/infotext_utils.py:quote — JSON-quote values with ",", ":" or a newline.
+    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ",:\n") else text
+
+
+def _infotext_unquote(text: str) -> str:
+    # modules/infotext_utils.py:unquote
+    if len(text) == 0 or text[0] != '"' or text[-1] != '"':
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def test_format_two_decimals_in_subject_order():
+    assert format_scores(["cat", "frog"], [0.9149, 0.8351]) == "cat 0.91, frog 0.84"
+
+
+def test_format_empty_is_empty():
+    assert format_scores([], []) == ""
+    assert parse_scores("") == []
+
+
+def test_format_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="2 labels but 1 scores"):
+        format_scores(["cat", "frog"], [0.5])
+
+
+@pytest.mark.parametrize(
+    ("labels", "scores"),
+    [
+        (["cat", "frog"], [0.91, 0.84]),
+        (["frog", "frog"], [0.12, 1.0]),  # "frog, frog#2": both labels are "frog"
+        ([",", "cat"], [0.5, 0.25]),  # a column picked by index can be punctuation
+        (["5", "0.5"], [0.33, 0.75]),  # labels that look like numbers
+        (["cat"], [0.0]),
+    ],
+)
+def test_round_trip_through_infotext_quoting(labels, scores):
+    text = format_scores(labels, scores)
+    stored = _infotext_quote(text)
+    assert stored.startswith('"') == ("," in text)
+    parsed = parse_scores(_infotext_unquote(stored))
+    assert [label for label, _ in parsed] == labels
+    assert [score for _, score in parsed] == pytest.approx(scores, abs=0.005)
+
+
+def test_whitespace_and_empty_labels_survive_the_round_trip():
+    text = format_scores(["hot dog", ""], [0.5, 0.25])
+    assert text == "hot_dog 0.50, ? 0.25"
+    assert parse_scores(text) == [("hot_dog", 0.5), ("?", 0.25)]
+
+
+def test_non_finite_scores_round_trip():
+    parsed = parse_scores(format_scores(["cat", "frog"], [math.nan, -math.inf]))
+    assert parsed[0][0] == "cat"
+    assert math.isnan(parsed[0][1])
+    assert parsed[1] == ("frog", -math.inf)
+
+
+@pytest.mark.parametrize("text", ["cat", "cat 0.5 frog", "cat 0.5x", "0.5", "cat, frog"])
+def test_parse_rejects_text_that_is_not_a_scores_list(text):
+    assert parse_scores(text) == []
+
+
+def test_parse_is_lenient_about_spacing():
+    assert parse_scores("  cat 0.9 ,frog   0.8  ") == [("cat", 0.9), ("frog", 0.8)]
+
+
+def test_summary_all_met():
+    line = window_summary(0, ["cat", "frog"], [0.91, 0.84], [True, True])
+    assert line == "A&E image 0: cat 0.91, frog 0.84; all thresholds met"
+
+
+def test_summary_names_the_subjects_below_threshold():
+    line = window_summary(3, ["cat", "frog"], [0.91, 0.42], [True, False])
+    assert line == "A&E image 3: cat 0.91, frog 0.42; below threshold: frog"
+
+
+def test_summary_with_one_flag_per_image():
+    assert window_summary(1, ["cat"], [0.2], False).endswith("; thresholds not met")
+    assert window_summary(1, ["cat"], [0.9], True).endswith("; all thresholds met")
+
+
+def test_summary_rejects_mismatched_flags():
+    with pytest.raises(ValueError, match="threshold flags"):
+        window_summary(0, ["cat", "frog"], [0.1, 0.2], [True])

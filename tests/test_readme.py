@@ -1,0 +1,49 @@
+"""The README says what the code does: its parameter table, its library example, its commands."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from ae_lib.params import FIELDS
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def code_blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
+
+
+def test_parameter_table_matches_the_model():
+    rows = [r for r in README.splitlines() if r.startswith("| ") and "`" in r.split("|")[2]]
+    table = {r.split("|")[2].strip(" `"): [c.strip() for c in r.split("|")[1:-1]] for r in rows}
+    assert list(table) == [f.name for f in FIELDS]
+    for f in FIELDS:
+        label, _, default, rng, key = table[f.name][:5]
+        assert label == f.label
+        assert default == repr(f.default)
+        assert key == (f.infotext or "—")
+        if f.minimum is not None:
+            assert rng == f"{f.minimum:g}–{f.maximum:g}"
+
+
+def test_library_example_runs():
+    (example,) = [b for b in code_blocks("python") if "run_step" in b]
+    cmd = [sys.executable, "-c", example]
+    out = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "tensor(" in out.stdout
+
+
+def test_ci_runs_the_readme_test_command():
+    setup, tests = code_blocks("bash")[-2:]
+    assert setup.strip() == "bash tools/setup.sh && .venv/bin/python -m ae_demo"
+    assert tests.strip() in (ROOT / ".ci" / "run").read_text()
+    assert "bash tools/setup.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_benchmark_command_is_documented_as_it_exists():
+    assert "python -m benchmarks.step_cost" in README

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from modules import (  # noqa: E402
     errors,
     infotext_utils,
     processing,
+    prompt_parser,
     script_callbacks,
     scripts,
     sd_models,
@@ -27,96 +27,15 @@ from modules import (  # noqa: E402
 from modules.api import api  # noqa: E402
 from webui_stub_env import reset_host, start_webui  # noqa: E402
 
-RECORDER = '''
-import sys
-
-import gradio as gr
-
-import modules.scripts as scripts
-from modules.ui_components import InputAccordion
-
-IMPORT_BASEDIR = scripts.basedir()
-IMPORT_SYS_PATH0 = sys.path[0]
-calls = []
-
-
-class RecorderScript(scripts.Script):
-    fail_in = None
-
-    def title(self):
-        return "AE Recorder"
-
-    def show(self, is_img2img):
-        return scripts.AlwaysVisible
-
-    def ui(self, is_img2img):
-        with InputAccordion(False, label="Recorder", elem_id=self.elem_id("enable")) as enabled:
-            scale = gr.Slider(minimum=0, maximum=50, value=20.0, step=1, label="Scale", elem_id=self.elem_id("scale"))
-        self.infotext_fields = [(enabled, lambda d: "Rec scale" in d), (scale, "Rec scale")]
-        return [enabled, scale]
-
-    def _rec(self, name, p, args, **extra):
-        calls.append((name, p, args, p.sampler, extra))
-        if self.fail_in == name:
-            raise RuntimeError("boom in " + name)
-
-    def setup(self, p, *args):
-        self._rec("setup", p, args, steps=p.steps)
-
-    def before_process(self, p, *args):
-        self._rec("before_process", p, args)
-
-    def process(self, p, *args):
-        self._rec("process", p, args, steps=p.steps, prompts=list(p.all_prompts))
-
-    def before_process_batch(self, p, *args, **kwargs):
-        self._rec("before_process_batch", p, args, batch_number=kwargs["batch_number"])
-
-    def after_extra_networks_activate(self, p, *args, **kwargs):
-        self._rec("after_extra_networks_activate", p, args)
-
-    def process_batch(self, p, *args, **kwargs):
-        self._rec("process_batch", p, args, prompts=list(kwargs["prompts"]))
-
-    def process_before_every_sampling(self, p, *args, **kwargs):
-        self._rec("process_before_every_sampling", p, args, hr=p.is_hr_pass, x=kwargs["x"])
-
-    def before_hr(self, p, *args):
-        self._rec("before_hr", p, args)
-
-    def post_sample(self, p, ps, *args):
-        self._rec("post_sample", p, args)
-
-    def postprocess_batch(self, p, *args, **kwargs):
-        self._rec("postprocess_batch", p, args)
-
-    def postprocess_batch_list(self, p, pp, *args, **kwargs):
-        self._rec("postprocess_batch_list", p, args)
-
-    def postprocess_image(self, p, pp, *args):
-        self._rec("postprocess_image", p, args)
-
-    def postprocess_maskoverlay(self, p, ppmo, *args):
-        self._rec("postprocess_maskoverlay", p, args)
-
-    def postprocess_image_after_composite(self, p, pp, *args):
-        self._rec("postprocess_image_after_composite", p, args)
-
-    def postprocess(self, p, processed, *args):
-        self._rec("postprocess", p, args)
-'''
-
 PER_IMAGE = ["post_sample", "postprocess_batch", "postprocess_batch_list", "postprocess_image",
              "postprocess_maskoverlay", "postprocess_image_after_composite"]
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory):
+def host():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 2 shared cores: one thread is several times faster for this tiny UNet
-    ext = tmp_path_factory.mktemp("ext") / "sd-webui-recorder"
-    (ext / "scripts").mkdir(parents=True)
-    (ext / "scripts" / "recorder.py").write_text(textwrap.dedent(RECORDER))
+    ext = STUB / "recorder_extension"  # scripts/recorder.py: records every hook call
     model = start_webui(str(ext))
     yield {"ext": ext, "model": model}
     torch.set_num_threads(threads)
@@ -266,8 +185,9 @@ def test_hires_hooks(rec):
     p.script_args = tuple(txt2img.ui_default_args(scripts.scripts_txt2img))
     res = processing.process_images(p)
     names = [c[0] for c in rec.calls]
-    i = names.index("before_hr")
-    assert names[i - 1] == "process_before_every_sampling" and names[i + 1] == "process_before_every_sampling"
+    i = names.index("before_hr")  # hires pass: extra networks re-activated, before_hr, then sampling hook again
+    assert names[i - 2:i + 3] == ["process_before_every_sampling", "after_extra_networks_activate", "before_hr",
+                                  "process_before_every_sampling", "post_sample"]
     pbes = [c for c in rec.calls if c[0] == "process_before_every_sampling"]
     assert [c[4]["hr"] for c in pbes] == [False, True] and pbes[1][4]["x"].shape == (1, 4, 16, 16)
     assert [c[3] for c in rec.calls if c[0] == "post_sample"] == [None]  # hires pass sets p.sampler = None
@@ -376,7 +296,7 @@ def test_infotext_and_paste(rec):
 
 
 def test_script_loading_ui_and_api(host, rec):
-    assert rec.IMPORT_BASEDIR == str(host["ext"]) and rec.IMPORT_SYS_PATH0 == str(host["ext"])
+    assert str(host["ext"]) == rec.IMPORT_BASEDIR and str(host["ext"]) == rec.IMPORT_SYS_PATH0
     assert scripts.basedir() != str(host["ext"])
     runner = scripts.scripts_txt2img
     recorder = runner.script("ae recorder")
@@ -417,8 +337,7 @@ def test_xyz_cells_share_script_args(rec):
 
 
 def test_prompt_schedules_and_attention():
-    from modules import prompt_parser as pp
-
+    pp = prompt_parser
     g = lambda text, steps=10, hr=None: pp.get_learned_conditioning_prompt_schedules([text], steps, hr)[0]  # noqa: E731
     assert g("a [b:c:5] d") == [[5, "a b d"], [10, "a c d"]]
     assert g("a [b:.5] c") == [[5, "a  c"], [10, "a b c"]]
@@ -434,3 +353,58 @@ def test_sampler_name_normalisation():
     assert sd_samplers.get_sampler_and_scheduler("Euler a Karras", None) == ("Euler a", "Karras")
     assert sd_samplers.get_sampler_and_scheduler(None, None) == ("DPM++ 2M", "Automatic")
     assert sd_samplers.get_sampler_and_scheduler("DPM++ 2M", "Karras") == ("DPM++ 2M", "Automatic")
+
+
+def test_autograd_through_the_unet_inside_a_prehook(rec):
+    """The A&E pattern: a forward pre-hook (with kwargs) re-enables grad and differentiates through the wrapper."""
+    grads = []
+
+    def pre(module, args, kwargs):
+        x, sigma = args
+        _, tensor = prompt_parser.reconstruct_multicond_batch(kwargs["cond"], module.step)
+        with torch.enable_grad():
+            leaf = x.detach().clone().requires_grad_()
+            cond = {"c_crossattn": [tensor[:1]], "c_concat": [kwargs["image_cond"][:1]]}
+            out = module.inner_model(leaf, sigma, cond=cond)
+            grads.append(torch.autograd.grad(out.square().mean(), [leaf])[0])
+
+    orig_create = sd_samplers.create_sampler
+
+    def create(*a, **kw):
+        sampler = orig_create(*a, **kw)
+        sampler.model_wrap_cfg.register_forward_pre_hook(pre, with_kwargs=True)
+        return sampler
+
+    sd_samplers.create_sampler = create
+    try:
+        processing.process_images(t2i(steps=2))
+    finally:
+        sd_samplers.create_sampler = orig_create
+    assert len(grads) == 2 and all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def test_xyz_through_the_ui_run_path(rec):
+    runner = scripts.scripts_txt2img
+    xyz_script = runner.script("X/Y/Z plot")
+    args = txt2img.ui_default_args(runner)
+    args[0] = runner.selectable_scripts.index(xyz_script) + 1
+    labels = [o.label for o in xyz_script.current_axis_options]
+    args[xyz_script.args_from] = labels.index("Steps")
+    args[xyz_script.args_from + 1] = "2, 3"
+    p = txt2img.txt2img_create_processing(args, prompt="a cat", steps=4, width=64, height=64)
+    res = txt2img.txt2img(p)
+    assert [c[1].steps for c in rec.calls if c[0] == "process"] == [2, 3] and len(res.images) == 2
+
+
+def test_model_loaded_callback_and_removal(rec):
+    seen = []
+
+    def on_loaded(model):
+        seen.append(model)
+
+    script_callbacks.on_model_loaded(on_loaded)
+    model = sd_models.load_model(sd_models.make_sd1_model(1))
+    script_callbacks.remove_callbacks_for_function(on_loaded)
+    sd_models.load_model(sd_models.make_sd1_model(2))
+    assert seen == [model]
+

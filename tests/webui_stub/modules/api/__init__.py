@@ -1,0 +1,1 @@
+"""Stand-in for modules/api (v1.10.1)."""

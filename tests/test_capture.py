@@ -7,8 +7,8 @@ import torch
 from einops import rearrange
 from ldm.modules.diffusionmodules import openaimodel
 
-from ae_lib.capture import AttentionCapture, find_cross_attention, grid_candidates, target_grid
 from ae_demo.tiny import make_context
+from ae_lib.capture import AttentionCapture, find_cross_attention, grid_candidates, target_grid
 
 
 def _independent_probs(module, x, context):

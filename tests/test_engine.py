@@ -9,9 +9,9 @@ import torch
 from ldm.modules import attention as ldm_attention
 from ldm.modules.diffusionmodules import util as ldm_util
 
+from ae_demo.tiny import cond_runner, make_context, prompt_columns
 from ae_lib import AEParams, AttendExcite, AttentionCapture, ImageTarget, Schedule, TokenRule, text_columns
 from ae_lib.capture import target_grid
-from ae_demo.tiny import cond_runner, make_context, prompt_columns
 
 COLS = tuple(text_columns(prompt_columns("a cat and a frog"), TokenRule.REFERENCE))
 

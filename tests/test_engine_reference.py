@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ae_demo.tiny import cond_runner, make_context, prompt_columns
 from ae_lib import AEParams, AttendExcite, ImageTarget, Schedule, TokenRule, text_columns
 from tests.reference_ae import reference_step
-from ae_demo.tiny import cond_runner, make_context, prompt_columns
 
 PROMPT = "a cat and a frog"
 SUBJECTS = (2, 5)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ae_lib.tokens import TokenColumn, TokenRule, map_subjects, text_columns
 from ae_demo.tiny import clip_tokenizer, prompt_columns
+from ae_lib.tokens import TokenColumn, TokenRule, map_subjects, text_columns
 
 
 def _split_word() -> str:

@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from ae_demo.tiny import make_unet
+
+# The WebUI stand-in's `modules`, `k_diffusion` and `open_clip` shims (tests/webui_stub/README.md).
+STUB = str(Path(__file__).resolve().parent / "webui_stub")
+if STUB not in sys.path:
+    sys.path.insert(0, STUB)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,100 @@
+"""What the script's hooks do, in order: read params, check the host, install per run, remove, report.
+
+Nothing is patched between generations: the only hook is a forward pre-hook on the current sampler's
+CFG denoiser, installed in process_before_every_sampling and removed when that sampling ends (post_sample,
+postprocess, the next install, or an error); the model itself is only hooked inside each A&E pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modules import sd_samplers_common, sd_unet, shared
+
+from ae_lib.params import FIELDS, parse_named, parse_positional, to_infotext
+from ae_webui.sampler_steps import TIMESTEP_SAMPLERS, kdiffusion_position, refusal, timesteps_position
+from ae_webui.session import RunSpec, Session
+from ae_webui.state import INFO_KEYS, LOG, GenerationState, clear_infotext, get_state, install_infotext, set_state
+from ae_webui.xyz import OVERRIDES
+
+ALL_INFO_KEYS = (*INFO_KEYS, *(f.infotext for f in FIELDS if f.infotext))
+
+
+def begin(p: Any, args: tuple) -> None:
+    """process(): parse and validate; write the infotext keys; leave a GenerationState on p when enabled."""
+    end(p)
+    clear_infotext(p, ALL_INFO_KEYS)
+    set_state(p, None)
+    result = parse_positional(args)
+    overrides = getattr(p, OVERRIDES, None)
+    if overrides:
+        over = parse_named(overrides, base=result.params)
+        result.params, result.errors = over.params, result.errors + over.errors
+    params = result.params
+    if not params.enabled:
+        return
+    if not result.ok:
+        message = "A&E is off for this generation: " + "; ".join(result.errors)
+        LOG.warning(message)
+        p.extra_generation_params["AE error"] = message
+        return
+    state = GenerationState(params)
+    p.extra_generation_params.update(to_infotext(params))
+    install_infotext(p, state)
+    set_state(p, state)
+
+
+def _host_problem(p: Any) -> str | None:
+    if getattr(sd_unet, "current_unet", None) is not None:
+        return "a replacement UNet (sd_unet, e.g. TensorRT) is active: it has no attention maps or gradients"
+    if getattr(shared.cmd_opts, "lowvram", False):  # lowvram.is_enabled() is also true for --medvram, which works
+        return "--lowvram moves UNet blocks off the GPU between forward and backward"
+    if getattr(shared.sd_model, "is_sd3", False):
+        return "SD3 has no cross-attention layers"
+    return refusal(p.sampler.config.name if getattr(p.sampler, "config", None) else p.sampler_name)
+
+
+def _run_spec(p: Any) -> RunSpec:
+    name = p.sampler.config.name if getattr(p.sampler, "config", None) else p.sampler_name
+    hires = bool(getattr(p, "is_hr_pass", False))
+    img2img = hires or getattr(p, "init_latent", None) is not None  # set by StableDiffusionProcessingImg2Img.init
+    steps, t_enc = p.steps, None
+    if img2img:
+        # As the samplers' sample_img2img calls it: the hires pass passes its steps, img2img passes None.
+        asked = (getattr(p, "hr_second_pass_steps", 0) or p.steps) if hires else None
+        steps, t_enc = sd_samplers_common.setup_img2img_steps(p, asked)
+    if name in TIMESTEP_SAMPLERS:
+        position = timesteps_position(len(p.sampler.get_timesteps(p, steps)), t_enc)
+    else:
+        position = kdiffusion_position(steps, t_enc)
+    prompts = list(getattr(p, "hr_prompts", None) or p.prompts) if hires else list(p.prompts)
+    return RunSpec(name, name not in TIMESTEP_SAMPLERS, position, prompts)
+
+
+def before_sampling(p: Any) -> None:
+    """process_before_every_sampling(): install on this run's sampler (first pass, or hires if asked)."""
+    end(p)
+    state = get_state(p)
+    if state is None:
+        return
+    if getattr(p, "is_hr_pass", False) and not state.params.hires:
+        return
+    try:
+        problem = _host_problem(p)
+        if problem:
+            state.warn(f"A&E is off: {problem}")
+            return
+        if not getattr(p, "is_hr_pass", False):
+            state.new_batch()
+        state.session = Session(p, state, _run_spec(p))
+    except Exception as error:  # never break the generation
+        LOG.exception("could not start A&E")
+        state.warn(f"A&E is off: {type(error).__name__}: {error}")
+
+
+def end(p: Any) -> None:
+    """Remove this generation's hook (idempotent; called at every boundary)."""
+    state = get_state(p)
+    if state is not None and state.session is not None:
+        state.session.remove()
+        state.session = None

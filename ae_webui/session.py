@@ -1,0 +1,164 @@
+"""One sampling run with A&E: a forward pre-hook on the sampler's CFG denoiser that moves the sampler's latent.
+
+The pre-hook receives the very tensor the sampler passed as `x` (webui-host-a1111.md §2.5). On a step's
+main call inside the window it runs the engine on the conditional rows and writes the update into that
+tensor in place, before CFGDenoiser.forward copies it into x_in: the sampler's own arithmetic and this
+call's model input both use the moved latent. Everything inside the hook is caught here: an error
+stands A&E down for the rest of the image and the generation goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from modules import prompt_parser, shared
+
+from ae_lib.capture import target_grid
+from ae_lib.engine import AttendExcite, ImageTarget
+from ae_lib.latents import apply_model_update, to_model_latent
+from ae_lib.schedule import Schedule
+from ae_lib.scores import subject_maps
+from ae_lib.tokens import map_subjects, text_columns
+from ae_webui import tokenize
+from ae_webui.sampler_steps import RunPosition, step_of_call
+from ae_webui.state import LOG, GenerationState
+
+
+@dataclass
+class RunSpec:
+    """What a session needs to know about this run, decided in process_before_every_sampling."""
+
+    sampler_name: str
+    kdiffusion: bool
+    position: RunPosition
+    prompts: list[str]  # final prompts of this batch (or the hires prompts)
+
+
+class Session:
+    def __init__(self, p: Any, state: GenerationState, spec: RunSpec) -> None:
+        self.p, self.state, self.spec = p, state, spec
+        self.model = shared.sd_model
+        self.rule = tokenize.token_rule(self.model)
+        params = state.params
+        schedule = Schedule.from_params(params, spec.position.total)
+        self.engine = AttendExcite(self.model.model.diffusion_model, params, schedule, keep_maps=params.save_maps)
+        self.denoiser = p.sampler.model_wrap_cfg
+        self.handle = self.denoiser.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+        self.active = True
+        self._targets: dict[tuple[int, str], ImageTarget | None] = {}
+
+    def remove(self) -> None:
+        self.active = False
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+    def stand_down(self, reason: str) -> None:
+        self.state.warn(f"A&E stood down for this image: {reason}")
+        self.remove()
+
+    def _pre_hook(self, module: Any, args: tuple, kwargs: dict) -> None:
+        if not self.active:
+            return
+        try:
+            self._step(module, args, kwargs)
+        except Exception as error:  # our boundary: never break the user's generation
+            LOG.exception("error in the A&E step")
+            self.stand_down(f"{type(error).__name__}: {error}")
+
+    def _step(self, denoiser: Any, args: tuple, kwargs: dict) -> None:
+        if shared.sd_model is not self.model:
+            self.stand_down("the model changed during sampling (e.g. the SDXL refiner took over)")
+            return
+        k = step_of_call(self.spec.sampler_name, int(denoiser.step))
+        if k is None:
+            return
+        index = self.spec.position.start + k
+        if self.engine.schedule.plan(index) is None:
+            return
+        x = args[0]
+        sigma = args[1] if len(args) > 1 else kwargs["sigma"]
+        conds_list, tensor = prompt_parser.reconstruct_multicond_batch(kwargs["cond"], denoiser.step)
+        rows = [conds_list[i][0][0] for i in range(len(conds_list))]
+        targets = [self._target(i, kwargs["cond"], denoiser.step) for i in range(len(conds_list))]
+        family_sigma = sigma if self.spec.kdiffusion else None
+        z = to_model_latent(x, family_sigma)
+        run_cond = self._cond_runner(denoiser, tensor, rows, kwargs.get("image_cond"), sigma)
+        result = self.engine.step(index, z, run_cond, targets, _interrupted, self._progress)
+        if result is None:
+            return
+        apply_model_update(x, z, result.latent, family_sigma)
+        self._record(result, targets, index, target_grid(tuple(x.shape[-2:]), self.state.params.attention_res))
+
+    def _cond_runner(self, denoiser, tensor, rows: list[int], image_cond, sigma) -> Callable:
+        """The conditional branch of the images `sel`, as CFGDenoiser.forward would call it."""
+        is_adm = getattr(self.model.model, "conditioning_key", None) == "crossattn-adm"
+
+        def run(z_rows: torch.Tensor, sel: list[int]) -> Any:
+            idx = [rows[i] for i in sel]
+            c = {k: v[idx] for k, v in tensor.items()} if isinstance(tensor, dict) else tensor[idx]
+            ic = image_cond[sel] if image_cond is not None else None
+            if is_adm:
+                cond = {"c_crossattn": [c], "c_adm": ic}
+            elif isinstance(c, dict):
+                cond = {**c, "c_concat": [ic]}
+            else:
+                cond = {"c_crossattn": [c], "c_concat": [ic]}
+            s = sigma[sel]
+            t = denoiser.inner_model.sigma_to_t(s) if self.spec.kdiffusion else s
+            return self.model.apply_model(z_rows, t, cond)
+
+        return run
+
+    def _target(self, i: int, cond: Any, step: int) -> ImageTarget | None:
+        """Image i's subject columns in the prompt text its cond uses at this step (prompt editing aware)."""
+        schedules = cond.batch[i][0].schedules
+        seg = next((j for j, s in enumerate(schedules) if step <= s.end_at_step), 0)
+        texts = tokenize.schedule_texts(self.spec.prompts[i], int(schedules[-1].end_at_step))
+        text = texts[min(seg, len(texts) - 1)][1]
+        key = (i, text)
+        if key not in self._targets:
+            self._targets[key] = self._map(i, text)
+        return self._targets[key]
+
+    def _map(self, i: int, text: str) -> ImageTarget | None:
+        columns = tokenize.columns_for_text(text, self.model)
+        found = map_subjects(columns, self.state.params.subjects)
+        report = self.state.image(i)
+        if not found.ok:
+            report.problem = f"image {i + 1} ran without A&E: {found.message()}"
+            LOG.warning(report.problem)
+            return None
+        report.labels = list(found.labels)
+        return ImageTarget(tuple(found.columns), tuple(text_columns(columns, self.rule)), tuple(found.labels))
+
+    def _record(self, result: Any, targets: list[ImageTarget | None], index: int, grid: tuple[int, int]) -> None:
+        for b, scores in result.scores.items():
+            report = self.state.image(b)
+            report.scores = list(scores)
+            if b in result.maps and targets[b] is not None:
+                t = targets[b]
+                maps = subject_maps(result.maps[b], t.text_columns, t.subjects, grid).cpu()
+                report.last_maps = maps
+                if report.first_maps is None:
+                    report.first_maps = maps
+        for message in result.skipped.values():
+            self.state.warn(f"half precision: {message} (run with --no-half if this repeats)")
+        if index == self.engine.schedule.alter_until - 1:
+            self._summary()
+
+    def _summary(self) -> None:
+        for b in sorted(self.state.images):
+            text = self.state.scores_text(b)
+            if text:
+                LOG.info("image %d, end of the A&E window: %s", b + 1, text)
+
+    def _progress(self, iteration: int, limit: int) -> None:
+        shared.state.textinfo = f"Attend and Excite: refining {iteration}/{limit}"
+
+
+def _interrupted() -> bool:
+    return bool(shared.state.interrupted or shared.state.skipped)

@@ -1,0 +1,95 @@
+"""Per-generation state kept on `p` (reachable from every hook), and user-facing messages.
+
+Messages go to the console once each and into the image's info ("AE error"); scores go into the info
+("AE scores") of the image they belong to.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ae_lib.params import AEParams
+from ae_lib.report import format_scores
+
+LOG = logging.getLogger("attend_and_excite")
+if not LOG.handlers:  # the WebUI does not configure logging for extensions; make our lines visible
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("[Attend and Excite] %(message)s"))
+    LOG.addHandler(_handler)
+    LOG.setLevel(logging.INFO)
+    LOG.propagate = False
+
+ATTR = "_attend_and_excite"
+INFO_KEYS = ("AE scores", "AE error")
+
+
+@dataclass
+class ImageReport:
+    labels: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    first_maps: Any = None  # (S, h, w) at the first altered step, for the heat-map grid
+    last_maps: Any = None  # (S, h, w) at the last altered step
+    problem: str | None = None
+
+
+@dataclass
+class GenerationState:
+    """Lives for one process_images call (one per X/Y/Z cell)."""
+
+    params: AEParams
+    messages: list[str] = field(default_factory=list)  # generation-wide problems, shown once
+    images: dict[int, ImageReport] = field(default_factory=dict)  # by position in the current batch
+    session: Any = None  # the installed Session, if any
+
+    def warn(self, message: str) -> None:
+        if message not in self.messages:
+            self.messages.append(message)
+            LOG.warning(message)
+
+    def image(self, position: int) -> ImageReport:
+        return self.images.setdefault(position, ImageReport())
+
+    def new_batch(self) -> None:
+        self.images = {}
+
+    def scores_text(self, position: int) -> str | None:
+        report = self.images.get(position)
+        if report is None or not report.scores:
+            return None
+        return format_scores(report.labels, report.scores)
+
+    def error_text(self, position: int) -> str | None:
+        parts = list(self.messages)
+        report = self.images.get(position)
+        if report is not None and report.problem:
+            parts.append(report.problem)
+        return "; ".join(parts) or None
+
+
+def get_state(p: Any) -> GenerationState | None:
+    return getattr(p, ATTR, None)
+
+
+def set_state(p: Any, state: GenerationState | None) -> None:
+    setattr(p, ATTR, state)
+
+
+def install_infotext(p: Any, state: GenerationState) -> None:
+    """Callables, so each image gets its own values (create_infotext passes `index`, the position in batch)."""
+
+    def scores(index: int = 0, **_: Any) -> str | None:
+        return state.scores_text(index % max(int(getattr(p, "batch_size", 1)), 1))
+
+    def error(index: int = 0, **_: Any) -> str | None:
+        return state.error_text(index % max(int(getattr(p, "batch_size", 1)), 1))
+
+    p.extra_generation_params["AE scores"] = scores
+    p.extra_generation_params["AE error"] = error
+
+
+def clear_infotext(p: Any, keys: tuple[str, ...]) -> None:
+    """X/Y/Z cells share extra_generation_params (shallow copy of p): drop our keys before each run."""
+    for key in keys:
+        p.extra_generation_params.pop(key, None)

@@ -1,0 +1,68 @@
+"""The accordion, built from the parameter model; and the infotext paste-back fields for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+from modules.ui_components import InputAccordion
+
+from ae_lib.params import FIELDS, FieldSpec
+
+ADVANCED = ("steps_altered", "thresholds", "step_size", "max_refine", "smoothing", "sigma", "attention_res", "hires")
+ElemId = Callable[[str], str]
+
+
+def _control(spec: FieldSpec, elem_id: ElemId) -> Any:
+    eid = elem_id(spec.name)
+    if spec.kind is bool:
+        return gr.Checkbox(value=spec.default, label=spec.label, elem_id=eid)
+    if spec.kind is str:
+        lines = 1
+        placeholder = "cat, frog  (words, or column indices such as 2, 5)" if spec.name == "subjects" else None
+        return gr.Textbox(value=spec.default, label=spec.label, lines=lines, placeholder=placeholder, elem_id=eid)
+    return gr.Slider(
+        minimum=spec.minimum, maximum=spec.maximum, step=spec.step, value=spec.default, label=spec.label, elem_id=eid
+    )
+
+
+def build(elem_id: ElemId, extra: Callable[[dict[str, Any]], None] | None = None) -> list[Any]:
+    """Components in FIELDS order (the script's args and the positional API order).
+
+    `extra(controls)` is called inside the accordion after the Subjects box, for the token table.
+    """
+    controls: dict[str, Any] = {}
+    with InputAccordion(False, label="Attend and Excite", elem_id=elem_id("enable")) as enabled:
+        controls["enabled"] = enabled
+        controls["subjects"] = _control(FIELDS[1], elem_id)
+        if extra is not None:
+            extra(controls)
+        with gr.Accordion("Advanced", open=False, elem_id=elem_id("advanced")):
+            for spec in FIELDS:
+                if spec.name in ADVANCED:
+                    controls[spec.name] = _control(spec, elem_id)
+        controls["save_maps"] = _control(next(f for f in FIELDS if f.name == "save_maps"), elem_id)
+    return [controls[f.name] for f in FIELDS]
+
+
+def _paste_value(spec: FieldSpec) -> Callable[[dict], Any]:
+    """Infotext with A&E: the written value, or the default (defaults are not written). Without: unchanged."""
+
+    def value(params: dict) -> Any:
+        if "AE subjects" not in params:
+            return None
+        raw = params.get(spec.infotext, spec.default)
+        return str(raw) if spec.kind is bool else raw
+
+    return value
+
+
+def infotext_fields(components: list[Any]) -> list[tuple[Any, Any]]:
+    fields: list[tuple[Any, Any]] = []
+    for spec, component in zip(FIELDS, components, strict=True):
+        if spec.name == "enabled":
+            fields.append((component, lambda params: "AE subjects" in params))
+        elif spec.infotext is not None:
+            fields.append((component, _paste_value(spec)))
+    return fields

@@ -156,8 +156,11 @@ class ParseResult:
 
 
 def parse_thresholds(text: str) -> tuple[list[tuple[float, float]], list[str]]:
+    """'fraction:threshold, ...'; empty or 'none' means no refinement."""
     pairs, errors = [], []
-    for item in (text or "").replace(";", ",").split(","):
+    if (text or "").strip().lower() in ("", "none", "off"):
+        return pairs, errors
+    for item in text.replace(";", ",").split(","):
         if not item.strip():
             continue
         parts = item.split(":")
@@ -253,6 +256,8 @@ def to_infotext(params: AEParams) -> dict[str, str]:
 def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, str) and not value.strip():
+        return "none"  # the WebUI's infotext parser fails on an empty value (parse_generation_parameters)
     return str(value)
 
 

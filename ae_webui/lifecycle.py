@@ -12,6 +12,7 @@ from typing import Any
 from modules import sd_samplers_common, sd_unet, shared
 
 from ae_lib.params import FIELDS, parse_named, parse_positional, to_infotext
+from ae_lib.tokens import split_spec
 from ae_webui.sampler_steps import TIMESTEP_SAMPLERS, kdiffusion_position, refusal, timesteps_position
 from ae_webui.session import RunSpec, Session
 from ae_webui.state import INFO_KEYS, LOG, GenerationState, clear_infotext, get_state, install_infotext, set_state
@@ -33,6 +34,8 @@ def begin(p: Any, args: tuple) -> None:
     params = result.params
     if not params.enabled:
         return
+    if not split_spec(params.subjects):
+        result.errors.append("no subjects given (name them in Subjects, e.g. 'cat, frog')")
     if not result.ok:
         message = "A&E is off for this generation: " + "; ".join(result.errors)
         LOG.warning(message)

@@ -82,3 +82,11 @@ def test_infotext_round_trip_writes_only_non_defaults():
     back = from_infotext(info)
     assert back.ok and back.params == params
     assert from_infotext({}).params.enabled is False
+
+
+def test_empty_thresholds_mean_no_refinement_and_survive_infotext():
+    params = AEParams(enabled=True, subjects="cat", thresholds="")
+    assert Schedule.from_params(params, 50).thresholds == {}
+    info = to_infotext(params)
+    assert info["AE thresholds"] == "none"  # an empty value would break the WebUI's infotext parser
+    assert from_infotext(info).params.threshold_pairs() == []

@@ -1,0 +1,178 @@
+"""Errors, interrupts and refusals: the image is still made and nothing stays patched."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from modules import processing, scripts, sd_unet, shared
+from modules.infotext_utils import parse_generation_parameters
+from PIL import Image
+
+from ae_lib.engine import AttendExcite
+from ae_webui import lifecycle
+from ae_webui import session as session_module
+from tests import webui_host as host
+from tests.webui_host import ae, model_state, run_txt2img
+
+
+@pytest.fixture(autouse=True)
+def _host():
+    host.start()
+
+
+@pytest.fixture
+def samplers_seen(monkeypatch):
+    """Every sampler A&E installed on, to check its CFG denoiser has no hook left afterwards."""
+    seen = []
+    original = session_module.Session.__init__
+
+    def spy(self, p, *args, **kwargs):
+        seen.append(p.sampler)
+        original(self, p, *args, **kwargs)
+
+    monkeypatch.setattr(session_module.Session, "__init__", spy)
+    return seen
+
+
+def _no_hooks_left(samplers):
+    return all(not s.model_wrap_cfg._forward_pre_hooks for s in samplers)
+
+
+def test_plain_generation_after_ae_is_bit_identical():
+    before, _ = run_txt2img(None, seed=7)
+    run_txt2img(ae(), seed=7)
+    after, _ = run_txt2img(None, seed=7)
+    assert torch.equal(before.latents, after.latents)
+
+
+def test_exception_inside_the_ae_pass(samplers_seen):
+    state = model_state()
+    unet = shared.sd_model.model.diffusion_model
+
+    def boom(module, args):
+        if torch.is_grad_enabled():  # only the A&E pass runs with grad
+            raise RuntimeError("simulated CUDA out of memory")
+
+    handle = unet.input_blocks[4].register_forward_pre_hook(boom)
+    try:
+        processed, _ = run_txt2img(ae())
+    finally:
+        handle.remove()
+    info = parse_generation_parameters(processed.infotexts[0])
+    assert "simulated CUDA out of memory" in info["AE error"] and processed.images
+    assert torch.isfinite(processed.latents).all()
+    assert model_state() == state
+    assert samplers_seen and _no_hooks_left(samplers_seen)
+
+
+def test_interrupt_during_refinement(samplers_seen, monkeypatch):
+    state = model_state()
+    refinements = []
+
+    def interrupt(self, iteration, limit):
+        refinements.append(iteration)
+        shared.state.interrupted = True
+
+    monkeypatch.setattr(session_module.Session, "_progress", interrupt)
+    processed, _ = run_txt2img(ae(max_refine=20))
+    assert refinements == [1], "refinement stops at the first check after the interrupt"
+    assert processed.images
+    assert model_state() == state and _no_hooks_left(samplers_seen)
+
+
+def test_refinement_updates_progress_text(monkeypatch):
+    texts = []
+    original = session_module.Session._progress
+
+    def spy(self, iteration, limit):
+        original(self, iteration, limit)
+        texts.append(shared.state.textinfo)
+
+    monkeypatch.setattr(session_module.Session, "_progress", spy)
+    run_txt2img(ae(max_refine=2), steps=4)
+    assert texts and texts[0] == "Attend and Excite: refining 1/2"
+
+
+@pytest.mark.parametrize("sampler", ["DPM fast", "DPM adaptive"])
+def test_refused_samplers_say_why(sampler, monkeypatch):
+    calls = []
+    monkeypatch.setattr(AttendExcite, "step", lambda *a, **k: calls.append(a))
+    processed, _ = run_txt2img(ae(), sampler_name=sampler, steps=4)
+    assert not calls
+    info = parse_generation_parameters(processed.infotexts[0])
+    assert f"sampler '{sampler}' is not supported" in info["AE error"] and processed.images
+
+
+def test_unipc_is_refused_before_sampling():
+    # The stand-in lists UniPC without its sampling loop, so the refusal is checked where it happens.
+    p = host.txt2img_p(ae(), sampler_name="UniPC")
+    lifecycle.begin(p, tuple(host.ae_args(ae())))
+    p.sampler = SimpleNamespace(config=SimpleNamespace(name="UniPC"))
+    lifecycle.before_sampling(p)
+    assert "UniPC discards a changed latent" in " ".join(lifecycle.get_state(p).messages)
+    assert lifecycle.get_state(p).session is None
+
+
+class _ReplacementUnet:
+    """Like a TensorRT SdUnet: runs the UNet's computation elsewhere, so no attention module is called."""
+
+    def __init__(self, unet):
+        self.unet = unet
+
+    def forward(self, x, timesteps, context, *args, **kwargs):
+        return torch.zeros_like(x)
+
+
+def test_replacement_unet_stands_down(monkeypatch):
+    monkeypatch.setattr(sd_unet, "current_unet", _ReplacementUnet(shared.sd_model.model.diffusion_model))
+    processed, _ = run_txt2img(ae(), steps=4)
+    assert "replacement UNet" in parse_generation_parameters(processed.infotexts[0])["AE error"]
+    assert processed.images
+
+
+def test_lowvram_stands_down_but_medvram_does_not(monkeypatch):
+    monkeypatch.setattr(shared.cmd_opts, "lowvram", True)
+    processed, _ = run_txt2img(ae(), steps=4)
+    assert "--lowvram" in parse_generation_parameters(processed.infotexts[0])["AE error"]
+    monkeypatch.setattr(shared.cmd_opts, "lowvram", False)
+    monkeypatch.setattr(shared.cmd_opts, "medvram", True)
+    processed, _ = run_txt2img(ae(), steps=4)
+    assert "AE error" not in parse_generation_parameters(processed.infotexts[0])
+
+
+def test_model_change_mid_run_stands_down(monkeypatch):
+    original = session_module.Session._step
+    switched = []
+
+    def switch_model(self, denoiser, args, kwargs):
+        if denoiser.step == 1 and not switched:
+            switched.append(True)
+            monkeypatch.setattr(shared, "sd_model", object())  # what reload_model_weights does to shared.sd_model
+            original(self, denoiser, args, kwargs)
+            monkeypatch.undo()
+            return None
+        return original(self, denoiser, args, kwargs)
+
+    monkeypatch.setattr(session_module.Session, "_step", switch_model)
+    processed, _ = run_txt2img(ae(), steps=6)
+    assert "the model changed during sampling" in parse_generation_parameters(processed.infotexts[0])["AE error"]
+
+
+def test_img2img_reuses_one_sampler_and_leaves_nothing(samplers_seen):
+    runner = scripts.scripts_img2img
+    args = [0, *[c.value for c in runner.inputs[1:]]]
+    ext = host.script(runner)
+    args[ext.args_from : ext.args_to] = host.ae_args(ae())
+    p = processing.StableDiffusionProcessingImg2Img(
+        sd_model=shared.sd_model, prompt="a cat and a frog", init_images=[Image.new("RGB", (128, 128), "gray")],
+        denoising_strength=0.75, steps=8, width=128, height=128, sampler_name="Euler", seed=2, n_iter=2,
+    )
+    p.scripts = runner
+    p.script_args = tuple(args)
+    processed = processing.process_images(p)
+    infos = [parse_generation_parameters(t) for t in processed.infotexts]
+    assert all("AE scores" in i and "AE error" not in i for i in infos)
+    assert len({id(s) for s in samplers_seen}) == 1 and len(samplers_seen) == 2  # one sampler, one install per batch
+    assert _no_hooks_left(samplers_seen)

@@ -9,7 +9,7 @@ from modules import (
     scripts,  # not `from ... import Script`: every Script in this namespace is registered
 )
 
-from ae_webui import lifecycle, ui, xyz
+from ae_webui import lifecycle, token_table, ui, xyz
 
 
 class AttendAndExciteScript(scripts.Script):
@@ -26,11 +26,7 @@ class AttendAndExciteScript(scripts.Script):
         return components
 
     def _token_table(self, controls: dict[str, Any]) -> None:
-        try:
-            from ae_webui import token_table
-        except ImportError:  # the token picker is optional
-            return
-        token_table.attach(self.tabname if hasattr(self, "tabname") else "txt2img", self.elem_id, controls)
+        token_table.attach(self.tabname, self.elem_id, controls)
 
     def process(self, p: Any, *args: Any) -> None:
         lifecycle.begin(p, args)

@@ -10,9 +10,6 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q torch==2.13.0
 python -m pip install -q -r requirements-dev.txt
 python -m pip install -q --no-deps -r requirements-nodeps.txt
-if [ -f requirements-browser.txt ]; then
-  python -m pip install -q -r requirements-browser.txt
-fi
 # Debian's chromium for the browser test (no browser download); skipped where apt is not usable.
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \

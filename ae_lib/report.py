@@ -1,0 +1,86 @@
+"""Per-subject scores as text: the generation-info value, its parser, and the console summary line.
+
+The scores text is "cat 0.91, frog 0.84": one "label score" item per subject, in subject order. Labels are
+single words (ae_lib.tokens splits specs on whitespace and commas), but a label picked by column index can be
+punctuation such as ",", so the parser anchors on the number, not on the separators.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+__all__ = ["format_scores", "parse_scores", "window_summary"]
+
+DIGITS = 2
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+|nan|inf)"
+# A label (anything without whitespace), whitespace, a number, then ", " or the end of the text.
+_ITEM = re.compile(rf"\s*(?P<label>\S+?)\s+(?P<score>{_NUMBER})\s*(?:,|$)", re.IGNORECASE)
+
+
+def _clean_label(label: str) -> str:
+    # Whitespace would split a label in two when parsed back; an empty label would vanish.
+    text = re.sub(r"\s+", "_", str(label).strip())
+    return text or "?"
+
+
+def _format_number(score: float, digits: int) -> str:
+    value = float(score)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{digits}f}"
+
+
+def format_scores(labels: Sequence[str], scores: Sequence[float], digits: int = DIGITS) -> str:
+    """ "cat 0.91, frog 0.84"; labels and scores are paired in order and must have the same length."""
+    if len(labels) != len(scores):
+        msg = f"{len(labels)} labels but {len(scores)} scores"
+        raise ValueError(msg)
+    return ", ".join(f"{_clean_label(lb)} {_format_number(s, digits)}" for lb, s in zip(labels, scores, strict=True))
+
+
+def parse_scores(text: str) -> list[tuple[str, float]]:
+    """Inverse of format_scores: [(label, score), ...]; text that is not a scores list gives []."""
+    text = (text or "").strip()
+    items: list[tuple[str, float]] = []
+    pos = 0
+    while pos < len(text):
+        m = _ITEM.match(text, pos)
+        if m is None:
+            return []  # anything unparsable means this is not our value: no partial results
+        items.append((m.group("label"), float(m.group("score"))))
+        pos = m.end()
+    return items
+
+
+def _below(labels: Sequence[str], thresholds_met: bool | Sequence[bool]) -> list[str] | None:
+    """Labels below their threshold; None when only an overall flag is known and it is False."""
+    if isinstance(thresholds_met, bool):
+        return [] if thresholds_met else None
+    if len(thresholds_met) != len(labels):
+        msg = f"{len(labels)} labels but {len(thresholds_met)} threshold flags"
+        raise ValueError(msg)
+    return [_clean_label(lb) for lb, met in zip(labels, thresholds_met, strict=True) if not met]
+
+
+def window_summary(
+    image_index: int,
+    labels: Sequence[str],
+    scores: Sequence[float],
+    thresholds_met: bool | Sequence[bool],
+) -> str:
+    """One console line at the end of an image's A&E window.
+
+    `thresholds_met` is one flag for the image or one per subject, e.g.
+    "A&E image 0: cat 0.91, frog 0.42; below threshold: frog".
+    """
+    line = f"A&E image {image_index}: {format_scores(labels, scores)}"
+    below = _below(labels, thresholds_met)
+    if below is None:
+        return f"{line}; thresholds not met"
+    if below:
+        return f"{line}; below threshold: {', '.join(below)}"
+    return f"{line}; all thresholds met"

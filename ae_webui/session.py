@@ -144,7 +144,7 @@ class Session:
                 maps = subject_maps(result.maps[b], t.text_columns, t.subjects, grid).cpu()
                 report.last_maps = maps
                 if report.first_maps is None:
-                    report.first_maps = maps
+                    report.first_maps, report.first_scores = maps, list(scores)
         for message in result.skipped.values():
             self.state.warn(f"half precision: {message} (run with --no-half if this repeats)")
         if index == self.engine.schedule.alter_until - 1:

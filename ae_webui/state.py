@@ -30,6 +30,7 @@ class ImageReport:
     labels: list[str] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     first_maps: Any = None  # (S, h, w) at the first altered step, for the heat-map grid
+    first_scores: list[float] | None = None
     last_maps: Any = None  # (S, h, w) at the last altered step
     problem: str | None = None
 
@@ -42,6 +43,7 @@ class GenerationState:
     messages: list[str] = field(default_factory=list)  # generation-wide problems, shown once
     images: dict[int, ImageReport] = field(default_factory=dict)  # by position in the current batch
     session: Any = None  # the installed Session, if any
+    map_grids: list[Any] = field(default_factory=list)  # rendered attention-map grids, for the gallery
 
     def warn(self, message: str) -> None:
         if message not in self.messages:

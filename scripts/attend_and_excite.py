@@ -9,7 +9,7 @@ from modules import (
     scripts,  # not `from ... import Script`: every Script in this namespace is registered
 )
 
-from ae_webui import lifecycle, token_table, ui, xyz
+from ae_webui import lifecycle, maps, token_table, ui, xyz
 
 
 class AttendAndExciteScript(scripts.Script):
@@ -37,8 +37,12 @@ class AttendAndExciteScript(scripts.Script):
     def post_sample(self, p: Any, ps: Any, *args: Any) -> None:
         lifecycle.end(p)
 
+    def postprocess_image(self, p: Any, pp: Any, *args: Any) -> None:
+        maps.keep(p, pp.image)
+
     def postprocess(self, p: Any, processed: Any, *args: Any) -> None:
         lifecycle.end(p)
+        maps.add_to_gallery(p, processed)
 
 
 script_callbacks.on_before_ui(xyz.register_axes)

@@ -176,3 +176,17 @@ def test_img2img_reuses_one_sampler_and_leaves_nothing(samplers_seen):
     assert all("AE scores" in i and "AE error" not in i for i in infos)
     assert len({id(s) for s in samplers_seen}) == 1 and len(samplers_seen) == 2  # one sampler, one install per batch
     assert _no_hooks_left(samplers_seen)
+
+
+def test_attention_maps_are_saved_and_added_after_the_images(monkeypatch):
+    from modules import images
+
+    saved = []
+    monkeypatch.setattr(images, "save_image", lambda image, *a, **k: saved.append((image.size, k.get("suffix"))))
+    processed, _ = run_txt2img(ae(save_maps=True), steps=4, batch_size=2, prompt="a cat and a frog")
+    grids = processed.images[-2:]
+    assert len(saved) == 2 and all(suffix == "-attention" for _, suffix in saved)
+    assert all(g.size[0] >= 2 * 128 and g.size[1] >= 2 * 128 for g in grids)  # 2 subjects x 2 time points
+    assert len(processed.images) == len(processed.infotexts)
+    plain, _ = run_txt2img(ae(), steps=4)
+    assert len(plain.images) == 1, "no maps unless asked"

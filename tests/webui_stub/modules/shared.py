@@ -83,6 +83,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "beta_dist_alpha": 0.6,
     "beta_dist_beta": 0.6,
     "samples_save": True,
+    "samples_format": "png",  # modules/shared_options.py
     "save_incomplete_images": False,
     "img2img_color_correction": False,
     "img2img_background_color": "#ffffff",

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ae_lib.memory import keep_saved_tensors
 
 KeyContext = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -90,6 +92,7 @@ class Recording:
     heads: int = 0
     layers: list[str] = field(default_factory=list)
     finer_seen: bool = False  # a layer finer than the target ran after target layers: the pass can stop
+    checkpointed: bool = False  # the UNet's blocks run under torch.utils.checkpoint in this pass
 
     def add(self, name: str, probs: torch.Tensor) -> None:
         summed = probs.sum(dim=1)
@@ -132,18 +135,25 @@ class AttentionCapture:
                 return
             context = kwargs.get("context", args[1] if len(args) > 1 else None)
             context = x if context is None else context
-            if self.key_context is not None:
-                context = self.key_context(module, context)
-            rec.add(name, attention_probs(module, x, context))
+            # Inside a checkpointed block the capture's own tensors are saved directly: recomputation runs
+            # without these hooks, so it must not be asked to reproduce them.
+            with keep_saved_tensors() if rec.checkpointed else nullcontext():
+                if self.key_context is not None:
+                    context = self.key_context(module, context)
+                rec.add(name, attention_probs(module, x, context))
             if self.truncate and rec.stop_after is not None and len(rec.layers) >= rec.stop_after:
                 raise StopPass
 
         return pre_hook
 
     @contextmanager
-    def recording(self, queries: int) -> Iterator[Recording]:
-        """Hooks on for one pass; a StopPass raised inside is absorbed here. Hooks always come off."""
-        rec = Recording(queries, self._layer_count.get(queries) if self.truncate else None)
+    def recording(self, queries: int, checkpointed: bool = False) -> Iterator[Recording]:
+        """Hooks on for one pass; a StopPass raised inside is absorbed here. Hooks always come off.
+
+        `checkpointed`: the pass runs the UNet's blocks under torch.utils.checkpoint (see ae_lib.memory).
+        """
+        stop_after = self._layer_count.get(queries) if self.truncate else None
+        rec = Recording(queries, stop_after, checkpointed=checkpointed)
         handles = [m.register_forward_pre_hook(self._hook(n, rec), with_kwargs=True) for n, m in self.modules]
         try:
             yield rec

@@ -8,17 +8,22 @@ only the attention it produces, and the pass is stopped after the last target la
 Refinement follows the reference's sequence exactly, without its wasted passes: the reference re-runs the
 forward at the latent it already evaluated and runs two no-grad passes per iteration; here every UNet pass
 is one evaluation whose loss and gradient are used.
+
+Each pass runs with the UNet's weights frozen (only d loss / d z is needed; see ae_lib.memory) and, with
+`checkpoint=True`, with its blocks under gradient checkpointing for low-memory setups.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
 
-from ae_lib.capture import AttentionCapture, target_grid
+from ae_lib.capture import AttentionCapture, Recording, target_grid
+from ae_lib.memory import checkpointed_blocks, frozen_parameters, unet_blocks
 from ae_lib.params import AEParams
 from ae_lib.schedule import Schedule, StepPlan
 from ae_lib.scores import image_loss, subject_scores
@@ -59,7 +64,11 @@ class StepResult:
 
 
 class AttendExcite:
-    """Runs A&E steps for one sampling run on one UNet."""
+    """Runs A&E steps for one sampling run on one UNet.
+
+    `checkpoint=True` trades time for memory in the A&E pass: each UNet block keeps only its inputs and is
+    recomputed during backward (about one more truncated forward per pass). Off by default.
+    """
 
     def __init__(
         self,
@@ -68,11 +77,15 @@ class AttendExcite:
         schedule: Schedule,
         capture: AttentionCapture | None = None,
         keep_maps: bool = False,
+        checkpoint: bool = False,
     ) -> None:
+        self.unet = unet
         self.params = params
         self.schedule = schedule
         self.capture = capture or AttentionCapture(unet)
         self.keep_maps = keep_maps
+        self.checkpoint = checkpoint
+        self._blocks = unet_blocks(unet) if checkpoint else []
 
     def step(
         self,
@@ -103,8 +116,9 @@ class AttendExcite:
     def evaluate(self, z: torch.Tensor, rows: list[int], run_cond: RunCond, targets, grid) -> Evaluation:
         """One UNet pass on z[rows] with autograd: per-image losses, their gradient w.r.t. z, scores."""
         leaf = z[rows].detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            with self.capture.recording(grid[0] * grid[1]) as rec:
+        # Frozen through backward too: checkpointed blocks are recomputed there and must build the same graph.
+        with torch.enable_grad(), frozen_parameters(self.unet):
+            with self._recording(grid[0] * grid[1]) as rec:
                 run_cond(leaf, rows)
             attention = rec.mean()
             losses, scores, total = [], [], None
@@ -119,6 +133,13 @@ class AttendExcite:
                 scores.append([float(v) for v in s.detach()])
             grads = _grad(total, leaf)
         return Evaluation(rows, losses, grads, scores, attention.detach() if self.keep_maps else None)
+
+    @contextmanager
+    def _recording(self, queries: int) -> Iterator[Recording]:
+        """The capture's recording, with the UNet's blocks checkpointed for the forward when asked."""
+        blocks = checkpointed_blocks(self._blocks) if self.checkpoint else nullcontext()
+        with blocks, self.capture.recording(queries, checkpointed=self.checkpoint) as rec:
+            yield rec
 
 
 Current = dict[int, tuple[Evaluation, int]]  # image -> (its latest evaluation, its row in it)

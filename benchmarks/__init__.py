@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): `.venv/bin/python -m benchmarks.step_cost`."""

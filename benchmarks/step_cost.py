@@ -1,0 +1,334 @@
+"""What an altered step costs next to a plain CFG step, and what the A&E pass saves for backward.
+
+A benchmark, not a test: it prints ratios from one run (CPU, fp32, random weights) for (a) the tiny test UNet
+(ae_demo.tiny, sd1) and (b) a full-width ldm UNetModel with SD1.5's configuration.
+
+    .venv/bin/python -m benchmarks.step_cost               # tiny + full width (1.5-6 minutes on 2 shared cores)
+    .venv/bin/python -m benchmarks.step_cost --tiny-only   # a few seconds
+
+Times are medians over --repeats rounds (every case once per round, after --warmup rounds), each as a ratio
+to the plain step:
+  plain CFG step       UNet forward on 2B rows (cond + uncond), no grad: what every sampling step costs
+  ours                 AttendExcite.step at an altered step without refinement: one autograd pass on the B
+                       conditional rows, truncated after the last target layer, weights frozen; the update
+  ours + checkpoint    the same with AttendExcite(checkpoint=True)
+  reference way        benchmarks.reference_way: explicit attention on every layer, full forward on B rows,
+                       backward (autograd visits only what the loss depends on), weights as they come
+  refinement iteration one engine pass (AttendExcite.evaluate): what each refinement iteration costs
+Saved for backward: distinct storages autograd keeps (saved_tensors_hooks; parameters excluded), as a ratio
+to a full-UNet backward (the same A&E pass, untruncated, weights as they come).
+Projected: (20 plain + 10 altered) / (20 plain) for 20 steps with 10 altered and no refinement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from unittest import mock
+
+import torch
+import torch.nn.functional as F
+from ldm.modules import attention as ldm_attention
+from ldm.modules.diffusionmodules.openaimodel import UNetModel
+
+import ae_lib.capture as capture_module
+from ae_demo.tiny import CONTEXT_DIM, make_unet
+from ae_lib import AEParams, AttendExcite, AttentionCapture, ImageTarget, Schedule, StepResult
+from ae_lib.capture import target_grid
+from ae_lib.memory import unet_blocks
+from ae_lib.scores import image_loss, subject_scores
+from benchmarks.reference_way import reference_step
+from benchmarks.saved import SavedBytes
+
+SD15 = dict(
+    image_size=64,
+    in_channels=4,
+    out_channels=4,
+    model_channels=320,
+    attention_resolutions=[4, 2, 1],
+    num_res_blocks=2,
+    channel_mult=(1, 2, 4, 4),
+    num_heads=8,
+    use_spatial_transformer=True,
+    transformer_depth=1,
+    context_dim=768,
+    legacy=False,
+)
+SUBJECTS = (2, 5)
+TEXT_COLUMNS = tuple(range(1, 76))  # SD1's reference rule: every column but the start and the chunk's last
+TIMESTEP = 500.0
+STEPS = 50
+ALTERED_INDEX = 1  # altered, and no refinement threshold there with the default schedule
+MIB = 2**20
+TARGETS = {"altered": 0.9, "saved": 0.5, "projected": 1.45}
+
+
+@dataclass
+class Bench:
+    """One UNet and everything one altered step needs, at batch `B` (the rows A&E runs on)."""
+
+    unet: torch.nn.Module
+    z: torch.Tensor
+    context: torch.Tensor
+    uncond: torch.Tensor
+    engine: AttendExcite = field(init=False)
+    engine_ckpt: AttendExcite = field(init=False)
+    last: StepResult | None = None
+
+    def __post_init__(self) -> None:
+        params = AEParams(enabled=True, subjects="cat, frog")
+        schedule = Schedule.from_params(params, STEPS)
+        self.engine = AttendExcite(self.unet, params, schedule)
+        self.engine_ckpt = AttendExcite(self.unet, params, schedule, checkpoint=True)
+        self.targets = [ImageTarget(SUBJECTS, TEXT_COLUMNS)] * self.z.shape[0]
+        self.rows = list(range(self.z.shape[0]))
+        self.grid = target_grid((self.z.shape[-2], self.z.shape[-1]))
+        self.step_size = schedule.step_sizes[ALTERED_INDEX]
+
+    def run_cond(self, z: torch.Tensor, rows: list[int]) -> torch.Tensor:
+        return self.unet(z, torch.full((z.shape[0],), TIMESTEP), context=self.context[rows])
+
+    def plain(self) -> None:
+        with torch.no_grad():
+            z2 = torch.cat([self.z, self.z])
+            self.unet(z2, torch.full((z2.shape[0],), TIMESTEP), context=torch.cat([self.uncond, self.context]))
+
+    def ours(self) -> None:
+        self.last = self.engine.step(ALTERED_INDEX, self.z, self.run_cond, self.targets)
+
+    def ours_ckpt(self) -> None:
+        self.engine_ckpt.step(ALTERED_INDEX, self.z, self.run_cond, self.targets)
+
+    def refinement(self) -> None:
+        self.engine.evaluate(self.z, self.rows, self.run_cond, self.targets, self.grid)
+
+    def reference(self) -> None:
+        reference_step(self.unet, self.z, self.run_cond, self.targets, self.grid, self.step_size)
+
+    def weights_as_they_come(self, capture: AttentionCapture) -> None:
+        """The A&E pass and backward without freezing the weights (what a plain implementation does)."""
+        leaf = self.z.detach().clone().requires_grad_(True)
+        out = None
+        with torch.enable_grad():
+            with capture.recording(self.grid[0] * self.grid[1]) as rec:
+                out = self.run_cond(leaf, self.rows)  # a full pass returns; its output is held until backward
+            attention = rec.mean()
+            losses = [
+                image_loss(subject_scores(attention[b], t.text_columns, t.subjects, self.grid))
+                for b, t in enumerate(self.targets)
+            ]
+            torch.autograd.grad(sum(losses), [leaf])
+            del out
+
+
+def make_bench(unet: torch.nn.Module, context_dim: int, latent: int, batch: int = 1) -> Bench:
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(batch, 4, latent, latent, generator=g)
+    # randn columns have norm ~sqrt(dim): ~28 at 768, the scale of CLIP's text embeddings.
+    context = torch.randn(batch, 77, context_dim, generator=g)
+    uncond = torch.randn(batch, 77, context_dim, generator=g)
+    return Bench(unet, z, context, uncond)
+
+
+def build_sd15() -> UNetModel:
+    torch.manual_seed(0)
+    return UNetModel(**SD15).eval()
+
+
+def time_cases(cases: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per run of each case; cases alternate within a round so that drift on a shared machine hits all."""
+    for _ in range(warmup):
+        for fn in cases.values():
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def _counted_probs(meter: SavedBytes) -> Callable:
+    """attention_probs, with its saved tensors counted even under the capture's own saved-tensor hooks."""
+    original = capture_module.attention_probs
+
+    def probs(*args: object) -> torch.Tensor:
+        with meter.counting():
+            return original(*args)
+
+    return probs
+
+
+def measure_saved(bench: Bench, fn: Callable[[], None]) -> SavedBytes:
+    meter = SavedBytes(bench.unet)
+    with ExitStack() as stack:
+        stack.enter_context(meter.labelled(unet_blocks(bench.unet)))
+        stack.enter_context(mock.patch.object(capture_module, "attention_probs", _counted_probs(meter)))
+        stack.enter_context(meter.counting())
+        fn()
+    return meter
+
+
+def saved_bytes(bench: Bench) -> dict[str, SavedBytes]:
+    """Run after timing, so every capture already knows its layer count (steady-state passes)."""
+    full = AttentionCapture(bench.unet, truncate=False)
+    return {
+        "full": measure_saved(bench, lambda: bench.weights_as_they_come(full)),
+        "truncated": measure_saved(bench, lambda: bench.weights_as_they_come(bench.engine.capture)),
+        "ours": measure_saved(bench, bench.refinement),
+        "ckpt": measure_saved(bench, lambda: bench.engine_ckpt.evaluate(*_eval_args(bench))),
+        "reference": measure_saved(bench, bench.reference),
+    }
+
+
+def _eval_args(bench: Bench) -> tuple:
+    return bench.z, bench.rows, bench.run_cond, bench.targets, bench.grid
+
+
+def _sdp_forward(self: ldm_attention.CrossAttention, x: torch.Tensor, context=None, mask=None) -> torch.Tensor:
+    """ldm CrossAttention with torch's scaled_dot_product_attention, as the WebUI's "sdp" optimisation does."""
+    h = self.heads
+    context = x if context is None else context
+    q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
+    b, d = q.shape[0], q.shape[-1] // h
+    q, k, v = (t.view(b, -1, h, d).transpose(1, 2) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v)
+    return self.to_out(out.transpose(1, 2).reshape(b, -1, h * d))
+
+
+@contextmanager
+def host_attention(kind: str) -> Iterator[None]:
+    """ldm: the real class as it is (explicit softmax on CPU); sdp: what the WebUI installs on torch 2."""
+    patch = mock.patch.object(ldm_attention.CrossAttention, "forward", _sdp_forward) if kind == "sdp" else nullcontext()
+    with patch:
+        yield
+
+
+TIME_LABELS = {
+    "plain": "plain CFG step (forward, 2B rows)",
+    "ours": "ours: altered step (B rows)",
+    "ours_ckpt": "ours + checkpoint",
+    "reference": "reference way",
+    "refinement": "refinement iteration (1 pass)",
+}
+
+
+def print_times(samples: dict[str, list[float]]) -> dict[str, float]:
+    """Prints median and fastest run; returns each case's median as a ratio to the plain step's median."""
+    median = {k: statistics.median(v) for k, v in samples.items()}
+    print(f"  {'time':44s}{'median s':>10s}{'min s':>10s}{'x plain':>10s}")
+    for key, label in TIME_LABELS.items():
+        print(f"  {label:44s}{median[key]:10.3f}{min(samples[key]):10.3f}{median[key] / median['plain']:10.3f}")
+    return {k: v / median["plain"] for k, v in median.items()}
+
+
+def print_saved(saved: dict[str, SavedBytes]) -> float:
+    """Prints bytes saved for backward per way; returns ours as a ratio to the full-UNet backward."""
+    full = saved["full"].total
+    rows = [
+        ("full-UNet backward (weights as they come)", full),
+        ("truncated pass, weights as they come", saved["truncated"].total),
+        ("ours (truncated, weights frozen)", saved["ours"].total),
+        ("ours + checkpoint: held after forward", saved["ckpt"].total),
+        ("ours + checkpoint: + largest block recomputed", saved["ckpt"].total + saved["ours"].largest_block()),
+        ("reference way", saved["reference"].total),
+    ]
+    print(f"  {'saved for backward':44s}{'MiB':>10s}{'':>10s}{'x full':>10s}")
+    for label, size in rows:
+        print(f"  {label:44s}{size / MIB:10.1f}{'':>10s}{size / full:10.3f}")
+    return saved["ours"].total / full
+
+
+def projected(altered_ratio: float) -> float:
+    """20 steps with 10 altered and no refinement, relative to 20 plain steps."""
+    return (20 + 10 * altered_ratio) / 20
+
+
+def report(name: str, bench: Bench, samples: dict[str, list[float]], saved: dict[str, SavedBytes]) -> dict[str, float]:
+    z, rounds = bench.z, len(samples["plain"])
+    shape = f"latent {z.shape[-2]}x{z.shape[-1]}, batch {z.shape[0]}, context 77x{bench.context.shape[-1]}"
+    print(f"\n== {name}: {shape}; {rounds} timed rounds")
+    if bench.last is not None:  # the step did real work: a positive loss and a moved latent
+        moved = float((bench.last.latent - z).abs().max())
+        print(f"  A&E loss at the benchmark latent {bench.last.losses[0]:.4f}, largest latent change {moved:.3g}")
+    ratios = print_times(samples)
+    saved_ratio = print_saved(saved)
+    ways = {"ours": "ours", "ours_ckpt": "ours + checkpoint", "reference": "reference way"}
+    print(
+        "  projected (20 steps, 10 altered, no refinement): "
+        + ", ".join(f"{label} {projected(ratios[key]):.3f}x" for key, label in ways.items())
+    )
+    return {"altered": ratios["ours"], "saved": saved_ratio, "projected": projected(ratios["ours"])}
+
+
+def check_targets(ratios: dict[str, float]) -> None:
+    names = {"altered": "altered step <= 0.9 plain", "saved": "saved <= 50% of full", "projected": "projected <= 1.45x"}
+    parts = [f"{names[k]}: {'met' if ratios[k] <= v else 'NOT met'} ({ratios[k]:.3f})" for k, v in TARGETS.items()]
+    print("targets (full width): " + "; ".join(parts))
+
+
+def run_model(
+    name: str, unet: torch.nn.Module, context_dim: int, args: argparse.Namespace, repeats: int
+) -> dict[str, float]:
+    bench = make_bench(unet, context_dim, args.latent)
+    cases = {
+        "plain": bench.plain,
+        "ours": bench.ours,
+        "ours_ckpt": bench.ours_ckpt,
+        "reference": bench.reference,
+        "refinement": bench.refinement,
+    }
+    samples = time_cases(cases, args.warmup, repeats)
+    return report(name, bench, samples, saved_bytes(bench))
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{len(os.sched_getaffinity(0))} cores ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.step_cost", description=__doc__.split("\n")[0])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--full", dest="tiny_only", action="store_false", help="tiny and full-width UNet (default)")
+    which.add_argument("--tiny-only", dest="tiny_only", action="store_true", help="only the tiny test UNet")
+    parser.set_defaults(tiny_only=False)
+    parser.add_argument("--latent", type=int, default=32, help="latent height and width (default 32)")
+    parser.add_argument(
+        "--repeats", type=int, help="timed rounds, the median is reported (default: 10 tiny, 5 full width)"
+    )
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    parser.add_argument("--attention", choices=("ldm", "sdp"), default="ldm", help="the host's attention")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    print(f"machine: {machine()}; fp32, CPU; host attention: {args.attention}; {args.warmup} warm-up round(s)")
+    with host_attention(args.attention):
+        run_model("tiny UNet (ae_demo.tiny sd1)", make_unet("sd1"), CONTEXT_DIM, args, args.repeats or 10)
+        if not args.tiny_only:
+            start = time.perf_counter()
+            unet = build_sd15()
+            print(f"\n(built the SD1.5-architecture UNet in {time.perf_counter() - start:.0f} s)")
+            ratios = run_model("full-width SD1.5 UNet", unet, SD15["context_dim"], args, args.repeats or 5)
+            check_targets(ratios)
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,7 @@ from ae_lib.latents import apply_model_update, to_model_latent
 from ae_lib.schedule import Schedule
 from ae_lib.scores import subject_maps
 from ae_lib.tokens import map_subjects, text_columns
-from ae_webui import tokenize
+from ae_webui import settings, tokenize
 from ae_webui.sampler_steps import RunPosition, step_of_call
 from ae_webui.state import LOG, GenerationState
 
@@ -44,7 +44,10 @@ class Session:
         self.rule = tokenize.token_rule(self.model)
         params = state.params
         schedule = Schedule.from_params(params, spec.position.total)
-        self.engine = AttendExcite(self.model.model.diffusion_model, params, schedule, keep_maps=params.save_maps)
+        self.engine = AttendExcite(
+            self.model.model.diffusion_model, params, schedule, keep_maps=params.save_maps,
+            checkpoint=settings.checkpointing(),
+        )
         self.denoiser = p.sampler.model_wrap_cfg
         self.handle = self.denoiser.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
         self.active = True

@@ -9,7 +9,7 @@ from modules import (
     scripts,  # not `from ... import Script`: every Script in this namespace is registered
 )
 
-from ae_webui import lifecycle, maps, token_table, ui, xyz
+from ae_webui import lifecycle, maps, settings, token_table, ui, xyz
 
 
 class AttendAndExciteScript(scripts.Script):
@@ -46,3 +46,4 @@ class AttendAndExciteScript(scripts.Script):
 
 
 script_callbacks.on_before_ui(xyz.register_axes)
+script_callbacks.on_ui_settings(settings.register)

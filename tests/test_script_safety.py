@@ -190,3 +190,15 @@ def test_attention_maps_are_saved_and_added_after_the_images(monkeypatch):
     assert len(processed.images) == len(processed.infotexts)
     plain, _ = run_txt2img(ae(), steps=4)
     assert len(plain.images) == 1, "no maps unless asked"
+
+
+def test_checkpointing_setting_gives_the_same_image(monkeypatch):
+    from ae_webui import settings
+
+    assert shared.opts.data_labels[settings.CHECKPOINTING].default is False
+    normal, _ = run_txt2img(ae(), steps=4)
+    monkeypatch.setitem(shared.opts.data, settings.CHECKPOINTING, True)
+    state = model_state()
+    low_memory, _ = run_txt2img(ae(), steps=4)
+    torch.testing.assert_close(low_memory.latents, normal.latents, rtol=1e-4, atol=1e-5)
+    assert model_state() == state

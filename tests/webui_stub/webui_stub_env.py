@@ -4,7 +4,7 @@ script UIs built (before_ui callbacks first), like a WebUI start."""
 
 from __future__ import annotations
 
-from modules import errors, processing, scripts, sd_hijack, sd_models, sd_unet, shared
+from modules import errors, processing, script_callbacks, scripts, sd_hijack, sd_models, sd_unet, shared
 
 
 def reset_host() -> None:
@@ -30,5 +30,6 @@ def start_webui(*extension_dirs: str, model: str = "sd1", seed: int = 0) -> sd_m
     factory = sd_models.make_sd1_model if model == "sd1" else sd_models.make_sd2_model
     sd_model = sd_models.load_model(factory(seed))
     scripts.create_ui()
+    script_callbacks.ui_settings_callback()  # modules/ui_settings.py:UiSettings.create_ui, during the UI build
     return sd_model
 

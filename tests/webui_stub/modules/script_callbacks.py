@@ -216,6 +216,11 @@ def script_unloaded_callback() -> None:
     _run("script_unloaded", "script_unloaded", reverse=True)
 
 
+def ui_settings_callback() -> None:
+    """modules/script_callbacks.py:ui_settings_callback (run by modules/ui_settings.py:UiSettings.create_ui)"""
+    _run("ui_settings", "ui_settings")
+
+
 def before_ui_callback() -> None:
     """modules/script_callbacks.py:before_ui_callback -- runs in reverse order"""
     _run("before_ui", "before_ui", reverse=True)

@@ -99,11 +99,28 @@ OPTION_DEFAULTS: dict[str, Any] = {
 }
 
 
+class OptionInfo:
+    """modules/options.py:OptionInfo -- a setting's default, label and Settings-page section."""
+
+    def __init__(self, default: Any = None, label: str = "", component: Any = None, component_args: Any = None,
+                 onchange: Any = None, section: Any = None, refresh: Any = None, **kwargs: Any) -> None:
+        self.default, self.label, self.component, self.component_args = default, label, component, component_args
+        self.onchange, self.section, self.refresh = onchange, section, refresh
+        self.do_not_save = False
+
+
 class Options:
     """modules/options.py:Options -- attribute access to .data with defaults; set() used by override_settings."""
 
     def __init__(self) -> None:
         object.__setattr__(self, "data", dict(OPTION_DEFAULTS))
+        object.__setattr__(self, "data_labels", {})
+
+    def add_option(self, key: str, info: OptionInfo) -> None:
+        """modules/options.py:Options.add_option -- registers the label; the default fills an unset value."""
+        self.data_labels[key] = info
+        if key not in self.data and not info.do_not_save:
+            self.data[key] = info.default
 
     def __getattr__(self, item: str) -> Any:
         data = object.__getattribute__(self, "data")
@@ -126,9 +143,10 @@ class Options:
         return OPTION_DEFAULTS.get(key)
 
     def reset(self) -> None:
-        """stand-in only: restore every default (tests call this between runs)."""
+        """stand-in only: restore every default (tests call this between runs), added options included."""
         self.data.clear()
         self.data.update({k: (list(v) if isinstance(v, list) else v) for k, v in OPTION_DEFAULTS.items()})
+        self.data.update({k: info.default for k, info in self.data_labels.items()})
 
 
 class State:

@@ -36,13 +36,24 @@ def make_unet(kind: str = "sd1", seed: int = 0) -> UNetModel:
         context_dim=CONTEXT_DIM,
         legacy=False,
     )
-    if kind == "sd1":
+    if kind == "sd1":  # configs/v1-inference.yaml: num_heads
         unet = UNetModel(num_heads=2, **common)
-    elif kind == "sd2":
+    elif kind == "sd2":  # v2-inference.yaml: num_head_channels + linear projections
         unet = UNetModel(num_head_channels=16, use_linear_in_transformer=True, **common)
     else:
         raise ValueError(kind)
+    _unzero(unet, seed)
     return unet.eval()
+
+
+def _unzero(module: torch.nn.Module, seed: int) -> None:
+    """ldm zero-initialises output convs and transformer projections (training starts as identity); a random
+    model that should act like a trained one needs them non-zero, or every block would be a no-op."""
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.dim() > 1 and not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
 
 
 def make_context(batch: int, seed: int = 1, columns: int = 77) -> torch.Tensor:

@@ -15,6 +15,8 @@ import torch
 from ldm.modules.diffusionmodules.openaimodel import UNetModel
 from modules import devices, script_callbacks, sd_hijack, sd_hijack_clip, sd_hijack_open_clip, sd_unet, shared
 
+from ae_demo.tiny import make_unet
+
 CONTEXT_DIM = 32
 VOCAB = 49408
 
@@ -143,30 +145,8 @@ class TinySDModel(torch.nn.Module):
 
     def __init__(self, kind: str, seed: int = 0) -> None:
         super().__init__()
-        torch.manual_seed(seed)
-        common = dict(
-            image_size=32,
-            in_channels=4,
-            out_channels=4,
-            model_channels=32,
-            attention_resolutions=[4, 2, 1],
-            num_res_blocks=2,
-            channel_mult=(1, 2, 4, 4),
-            use_spatial_transformer=True,
-            transformer_depth=1,
-            context_dim=CONTEXT_DIM,
-            legacy=False,
-            use_checkpoint=False,
-        )  # modules/sd_models.py:repair_config turns checkpointing off
-        if kind == "sd1":  # configs/v1-inference.yaml: num_heads
-            unet = UNetModel(num_heads=2, **common)
-            encoder = TinyFrozenCLIPEmbedder(CONTEXT_DIM)
-        elif kind == "sd2":  # v2-inference.yaml: num_head_channels + linear projections
-            unet = UNetModel(num_head_channels=16, use_linear_in_transformer=True, **common)
-            encoder = TinyFrozenOpenCLIPEmbedder(CONTEXT_DIM)
-        else:
-            raise ValueError(kind)
-        _unzero(unet, seed)  # ldm zero-inits output convs; a toy needs a non-zero eps
+        unet = make_unet(kind, seed)  # the tests' tiny SD1/SD2 UNet (real ldm classes), ae_demo/tiny.py
+        encoder = TinyFrozenCLIPEmbedder(CONTEXT_DIM) if kind == "sd1" else TinyFrozenOpenCLIPEmbedder(CONTEXT_DIM)
         self.model = DiffusionWrapper(unet)
         self.first_stage_model = TinyVAE()
         # modules/sd_hijack.py:StableDiffusionModelHijack.hijack wraps the text encoder
@@ -233,14 +213,6 @@ class TinySDModel(torch.nn.Module):
 
     def get_first_stage_encoding(self, encoder_posterior: torch.Tensor) -> torch.Tensor:
         return self.scale_factor * encoder_posterior
-
-
-def _unzero(module: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for p in module.parameters():
-            if p.dim() > 1 and not p.any():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
 
 
 def make_sd1_model(seed: int = 0) -> TinySDModel:

@@ -41,6 +41,7 @@ class Session:
     def __init__(self, p: Any, state: GenerationState, spec: RunSpec) -> None:
         self.p, self.state, self.spec = p, state, spec
         self.model = shared.sd_model
+        self.checkpoint = getattr(self.model, "sd_checkpoint_info", None)
         self.rule = tokenize.token_rule(self.model)
         params = state.params
         schedule = Schedule.from_params(params, spec.position.total)
@@ -73,7 +74,9 @@ class Session:
             self.stand_down(f"{type(error).__name__}: {error}")
 
     def _step(self, denoiser: Any, args: tuple, kwargs: dict) -> None:
-        if shared.sd_model is not self.model:
+        # The refiner loads a new model object, or new weights into this one (same architecture).
+        same_weights = getattr(shared.sd_model, "sd_checkpoint_info", None) is self.checkpoint
+        if shared.sd_model is not self.model or not same_weights:
             self.stand_down("the model changed during sampling (e.g. the SDXL refiner took over)")
             return
         k = step_of_call(self.spec.sampler_name, int(denoiser.step))

@@ -142,14 +142,18 @@ def test_lowvram_stands_down_but_medvram_does_not(monkeypatch):
     assert "AE error" not in parse_generation_parameters(processed.infotexts[0])
 
 
-def test_model_change_mid_run_stands_down(monkeypatch):
+@pytest.mark.parametrize("change", ["new model object", "new weights in the same object"])
+def test_model_change_mid_run_stands_down(monkeypatch, change):
     original = session_module.Session._step
     switched = []
 
     def switch_model(self, denoiser, args, kwargs):
         if denoiser.step == 1 and not switched:
             switched.append(True)
-            monkeypatch.setattr(shared, "sd_model", object())  # what reload_model_weights does to shared.sd_model
+            if change == "new model object":  # what reload_model_weights does for another architecture
+                monkeypatch.setattr(shared, "sd_model", object())
+            else:  # same architecture: weights loaded into the same object, with a new checkpoint info
+                monkeypatch.setattr(shared.sd_model, "sd_checkpoint_info", SimpleNamespace(title="refiner"))
             original(self, denoiser, args, kwargs)
             monkeypatch.undo()
             return None

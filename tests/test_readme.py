@@ -47,3 +47,12 @@ def test_ci_runs_the_readme_test_command():
 
 def test_benchmark_command_is_documented_as_it_exists():
     assert "python -m benchmarks.step_cost" in README
+
+
+def test_benchmark_quick_run_prints_every_ratio():
+    cmd = [sys.executable, "-m", "benchmarks.step_cost", "--tiny-only", "--repeats", "1", "--warmup", "0"]
+    out = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    for line in ("plain CFG step", "ours: altered step", "reference way", "refinement iteration",
+                 "saved for backward", "projected (20 steps, 10 altered"):
+        assert line in out.stdout

@@ -19,6 +19,7 @@ from modules import prompt_parser, shared
 from ae_lib.capture import target_grid
 from ae_lib.engine import AttendExcite, ImageTarget
 from ae_lib.latents import apply_model_update, to_model_latent
+from ae_lib.report import window_summary
 from ae_lib.schedule import Schedule
 from ae_lib.scores import subject_maps
 from ae_lib.tokens import map_subjects, text_columns
@@ -157,10 +158,13 @@ class Session:
             self._summary()
 
     def _summary(self) -> None:
+        """The console line at the end of the window: scores, and which subjects are below the last threshold."""
+        goal = max(self.engine.schedule.thresholds.values(), default=0.0)
         for b in sorted(self.state.images):
-            text = self.state.scores_text(b)
-            if text:
-                LOG.info("image %d, end of the A&E window: %s", b + 1, text)
+            report = self.state.images[b]
+            if report.scores:
+                met = [score >= goal for score in report.scores]
+                LOG.info(window_summary(b + 1, report.labels, report.scores, met))
 
     def _progress(self, iteration: int, limit: int) -> None:
         shared.state.textinfo = f"Attend and Excite: refining {iteration}/{limit}"

@@ -90,3 +90,12 @@ def test_hires_pass_is_off_by_default_and_on_when_asked(engine_calls):
     # The hires pass asks for 6 steps at denoising 0.7: setup_img2img_steps makes that int(6 / 0.7) = 8 steps of
     # which the last 6 run (t_enc = 5, start = 8 - 5 - 1 = 2); the window is i < 4, so it applies at 2 and 3.
     assert [i for i, shape, did in engine_calls if did and shape[-1] == 32] == [2, 3]
+
+
+def test_console_line_at_the_end_of_the_window(monkeypatch):
+    from ae_webui import session
+
+    lines = []
+    monkeypatch.setattr(session.LOG, "info", lambda msg, *a: lines.append(msg % a if a else msg))
+    run_txt2img(ae(), steps=6)
+    assert len(lines) == 1 and lines[0].startswith("A&E image 1: cat 0.") and "frog 0." in lines[0]

@@ -113,7 +113,14 @@ class AttendExcite:
                 run.result.maps[b] = ev.maps[i]
         return run.result
 
-    def evaluate(self, z: torch.Tensor, rows: list[int], run_cond: RunCond, targets, grid) -> Evaluation:
+    def evaluate(
+        self,
+        z: torch.Tensor,
+        rows: list[int],
+        run_cond: RunCond,
+        targets: Sequence[ImageTarget | None],
+        grid: tuple[int, int],
+    ) -> Evaluation:
         """One UNet pass on z[rows] with autograd: per-image losses, their gradient w.r.t. z, scores."""
         leaf = z[rows].detach().clone().requires_grad_(True)
         # Frozen through backward too: checkpointed blocks are recomputed there and must build the same graph.
@@ -174,7 +181,12 @@ class _Run:
         if ev.losses[i] != 0:
             self.z[b] -= self.plan.step_size * grad.to(self.z.dtype)
 
-    def refine(self, current: Current, should_stop, on_refine) -> None:
+    def refine(
+        self,
+        current: Current,
+        should_stop: Callable[[], bool] | None,
+        on_refine: Callable[[int, int], None] | None,
+    ) -> None:
         """The reference's loop per image: update, stop when the pre-update loss met the goal or at the cap,
         then one more pass (the next iteration's forward, or the final forward for the regular update)."""
         goal = max(0.0, 1.0 - float(self.plan.threshold))

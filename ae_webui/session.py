@@ -100,7 +100,9 @@ class Session:
         apply_model_update(x, z, result.latent, family_sigma)
         self._record(result, targets, index, target_grid(tuple(x.shape[-2:]), self.state.params.attention_res))
 
-    def _cond_runner(self, denoiser, tensor, rows: list[int], image_cond, sigma) -> Callable:
+    def _cond_runner(
+        self, denoiser: Any, tensor: Any, rows: list[int], image_cond: torch.Tensor | None, sigma: torch.Tensor
+    ) -> Callable[[torch.Tensor, list[int]], Any]:
         """The conditional branch of the images `sel`, as CFGDenoiser.forward would call it."""
         is_adm = getattr(self.model.model, "conditioning_key", None) == "crossattn-adm"
 

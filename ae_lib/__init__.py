@@ -9,7 +9,7 @@ from ae_lib.engine import AttendExcite, ImageTarget, StepResult, run_step
 from ae_lib.params import AEParams, ParseResult, parse_named, parse_positional
 from ae_lib.schedule import Schedule
 from ae_lib.scores import TokenRule
-from ae_lib.tokens import SubjectError, SubjectResult, TokenColumn, map_subjects, text_columns
+from ae_lib.tokens import SubjectResult, TokenColumn, map_subjects, text_columns
 
 __all__ = [
     "AEParams",
@@ -19,7 +19,6 @@ __all__ = [
     "ParseResult",
     "Schedule",
     "StepResult",
-    "SubjectError",
     "SubjectResult",
     "TokenColumn",
     "TokenRule",

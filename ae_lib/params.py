@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 DEFAULT_THRESHOLDS = "0:0.05, 0.2:0.5, 0.4:0.8"
@@ -136,9 +136,6 @@ class AEParams:
     attention_res: int = 0
     hires: bool = False
     save_maps: bool = False
-
-    def with_values(self, **values: Any) -> AEParams:
-        return replace(self, **values)
 
     def threshold_pairs(self) -> list[tuple[float, float]]:
         """The refinement thresholds as (fraction, threshold); only valid params reach here."""

@@ -70,8 +70,6 @@ class SubjectResult:
         return "; ".join(self.errors)
 
 
-SubjectError = SubjectResult  # the error object is the result with errors set
-
 _EMPHASIS = re.compile(r"[()\[\]{}]")
 _WEIGHT = re.compile(r":\s*-?\d*\.?\d+\s*$")
 _ITEM = re.compile(r"^(?P<word>.+?)(?:#(?P<nth>\d+))?$")

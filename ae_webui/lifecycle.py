@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from modules import sd_samplers_common, sd_unet, shared
+from modules import sd_samplers_common
 
 from ae_lib.params import FIELDS, parse_named, parse_positional, to_infotext
 from ae_lib.tokens import split_spec
+from ae_webui import hosts
 from ae_webui.sampler_steps import TIMESTEP_SAMPLERS, kdiffusion_position, refusal, timesteps_position
 from ae_webui.session import RunSpec, Session
 from ae_webui.state import INFO_KEYS, LOG, GenerationState, clear_infotext, get_state, install_infotext, set_state
@@ -48,12 +49,9 @@ def begin(p: Any, args: tuple) -> None:
 
 
 def _host_problem(p: Any) -> str | None:
-    if getattr(sd_unet, "current_unet", None) is not None:
-        return "a replacement UNet (sd_unet, e.g. TensorRT) is active: it has no attention maps or gradients"
-    if getattr(shared.cmd_opts, "lowvram", False):  # lowvram.is_enabled() is also true for --medvram, which works
-        return "--lowvram moves UNet blocks off the GPU between forward and backward"
-    if getattr(shared.sd_model, "is_sd3", False):
-        return "SD3 has no cross-attention layers"
+    problem = hosts.current().problem(p)
+    if problem:
+        return problem
     return refusal(p.sampler.config.name if getattr(p.sampler, "config", None) else p.sampler_name)
 
 

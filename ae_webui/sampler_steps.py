@@ -12,6 +12,8 @@ from dataclasses import dataclass
 # modules/sd_samplers_kdiffusion.py:samplers_k_diffusion — two model calls per step (x_2 is a temporary),
 # one on the last step; that last step is never inside the first-half window by default.
 PAIRED = {"Heun", "DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ SDE"}
+# Forge's k_diffusion/sampling.py:sample_heunpp2 — three calls per step, two on the next-to-last, one on the last.
+TRIPLE = {"HeunPP2"}
 # modules/sd_samplers_timesteps_impl.py:plms — two calls on the first step (x and x_prev), then one.
 PLMS = {"PLMS"}
 REFUSED = {
@@ -30,15 +32,30 @@ def refusal(sampler_name: str) -> str | None:
     return f"sampler '{sampler_name}' is not supported: {reason}. Use e.g. Euler, DPM++ 2M or DDIM"
 
 
-def step_of_call(sampler_name: str, call: int) -> int | None:
-    """The sampler step whose main call is model call `call` (0-based), or None for other calls."""
+def step_of_call(sampler_name: str, call: int, run_steps: int = 0) -> int | None:
+    """The sampler step whose main call is model call `call` (0-based), or None for other calls.
+
+    `run_steps`: the steps of this sampling run (needed where the calls per step change near the end).
+    """
     if sampler_name in PAIRED:
         return call // 2 if call % 2 == 0 else None
+    if sampler_name in TRIPLE:
+        return _triple_step(call, run_steps)
     if sampler_name in PLMS:
         if call == 1:
             return None
         return 0 if call == 0 else call - 1
     return call
+
+
+def _triple_step(call: int, run_steps: int) -> int | None:
+    calls = [3] * max(run_steps - 2, 0) + [2, 1][-min(run_steps, 2):] if run_steps > 0 else [3]
+    first = 0
+    for step, n in enumerate(calls):
+        if call < first + n:
+            return step if call == first else None
+        first += n
+    return None
 
 
 @dataclass(frozen=True)

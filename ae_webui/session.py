@@ -9,11 +9,9 @@ stands A&E down for the rest of the image and the generation goes on.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from modules import prompt_parser, shared
 
 from ae_lib.capture import target_grid
@@ -23,7 +21,7 @@ from ae_lib.report import window_summary
 from ae_lib.schedule import Schedule
 from ae_lib.scores import subject_maps
 from ae_lib.tokens import map_subjects, text_columns
-from ae_webui import settings, tokenize
+from ae_webui import hosts, settings, tokenize
 from ae_webui.sampler_steps import RunPosition, step_of_call
 from ae_webui.state import LOG, GenerationState
 
@@ -42,12 +40,13 @@ class Session:
     def __init__(self, p: Any, state: GenerationState, spec: RunSpec) -> None:
         self.p, self.state, self.spec = p, state, spec
         self.model = shared.sd_model
+        self.host = hosts.current()
         self.checkpoint = getattr(self.model, "sd_checkpoint_info", None)
         self.rule = tokenize.token_rule(self.model)
         params = state.params
         schedule = Schedule.from_params(params, spec.position.total)
         self.engine = AttendExcite(
-            self.model.model.diffusion_model, params, schedule, keep_maps=params.save_maps,
+            self.host.unet(self.model), params, schedule, keep_maps=params.save_maps,
             checkpoint=settings.checkpointing(),
         )
         self.denoiser = p.sampler.model_wrap_cfg
@@ -80,7 +79,8 @@ class Session:
         if shared.sd_model is not self.model or not same_weights:
             self.stand_down("the model changed during sampling (e.g. the SDXL refiner took over)")
             return
-        k = step_of_call(self.spec.sampler_name, int(denoiser.step))
+        run_steps = self.spec.position.total - self.spec.position.start
+        k = step_of_call(self.spec.sampler_name, int(denoiser.step), run_steps)
         if k is None:
             return
         index = self.spec.position.start + k
@@ -92,35 +92,16 @@ class Session:
         rows = [conds_list[i][0][0] for i in range(len(conds_list))]
         targets = [self._target(i, kwargs["cond"], denoiser.step) for i in range(len(conds_list))]
         family_sigma = sigma if self.spec.kdiffusion else None
-        z = to_model_latent(x, family_sigma)
-        run_cond = self._cond_runner(denoiser, tensor, rows, kwargs.get("image_cond"), sigma)
-        result = self.engine.step(index, z, run_cond, targets, _interrupted, self._progress)
+        run_cond = self.host.cond_runner(
+            self.model, denoiser, tensor, rows, kwargs.get("image_cond"), sigma, self.spec.kdiffusion
+        )
+        with self.host.grad_scope(self.engine.unet):
+            z = to_model_latent(x, family_sigma).clone()  # a normal tensor also where x is an inference tensor
+            result = self.engine.step(index, z, run_cond, targets, _interrupted, self._progress)
         if result is None:
             return
-        apply_model_update(x, z, result.latent, family_sigma)
+        apply_model_update(x, z, result.latent, family_sigma)  # in the host's own grad mode: x is its tensor
         self._record(result, targets, index, target_grid(tuple(x.shape[-2:]), self.state.params.attention_res))
-
-    def _cond_runner(
-        self, denoiser: Any, tensor: Any, rows: list[int], image_cond: torch.Tensor | None, sigma: torch.Tensor
-    ) -> Callable[[torch.Tensor, list[int]], Any]:
-        """The conditional branch of the images `sel`, as CFGDenoiser.forward would call it."""
-        is_adm = getattr(self.model.model, "conditioning_key", None) == "crossattn-adm"
-
-        def run(z_rows: torch.Tensor, sel: list[int]) -> Any:
-            idx = [rows[i] for i in sel]
-            c = {k: v[idx] for k, v in tensor.items()} if isinstance(tensor, dict) else tensor[idx]
-            ic = image_cond[sel] if image_cond is not None else None
-            if is_adm:
-                cond = {"c_crossattn": [c], "c_adm": ic}
-            elif isinstance(c, dict):
-                cond = {**c, "c_concat": [ic]}
-            else:
-                cond = {"c_crossattn": [c], "c_concat": [ic]}
-            s = sigma[sel]
-            t = denoiser.inner_model.sigma_to_t(s) if self.spec.kdiffusion else s
-            return self.model.apply_model(z_rows, t, cond)
-
-        return run
 
     def _target(self, i: int, cond: Any, step: int) -> ImageTarget | None:
         """Image i's subject columns in the prompt text its cond uses at this step (prompt editing aware)."""

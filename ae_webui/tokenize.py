@@ -12,26 +12,17 @@ from typing import Any
 from modules import prompt_parser, shared
 
 from ae_lib.tokens import TokenColumn, TokenRule
+from ae_webui import hosts
 
 
 def text_wrapper(sd_model: Any) -> Any:
-    """SD1/SD2: cond_stage_model; SDXL: the first embedder with tokenize_line (CLIP-L); §5.5 of the host doc."""
-    conditioner = getattr(sd_model, "conditioner", None)
-    if conditioner is not None:
-        for embedder in getattr(conditioner, "embedders", []):
-            if hasattr(embedder, "tokenize_line"):
-                return embedder
-    wrapper = getattr(sd_model, "cond_stage_model", None)
-    if wrapper is None or not hasattr(wrapper, "tokenize_line"):
-        msg = "the loaded model has no text wrapper with tokenize_line"
-        raise RuntimeError(msg)
-    return wrapper
+    """The host's text wrapper with tokenize_line (ae_webui.hosts)."""
+    return hosts.current().text_wrapper(sd_model)
 
 
 def token_rule(sd_model: Any) -> TokenRule:
     """SD1: the reference's slice. SD2 (reference normalize_eot) and SDXL: prompt tokens only."""
-    return TokenRule.REFERENCE if getattr(sd_model, "is_sd1", True) and not getattr(sd_model, "is_sdxl", False) \
-        else TokenRule.PROMPT_ONLY
+    return TokenRule.REFERENCE if hosts.current().is_sd1(sd_model) else TokenRule.PROMPT_ONLY
 
 
 def _decoder(wrapper: Any):

@@ -1,0 +1,109 @@
+"""Fixtures that start the real hosts: one WebUI per host kind per test session, tiny checkpoints we build.
+
+Without host source the tests skip, except under CI=true, where a missing host is a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.realhost import hostenv, models
+from tests.realhost.server import WebUI
+
+pytestmark = pytest.mark.realhost
+TIMINGS: dict[str, float] = {}
+
+
+def _install(kind: str) -> hostenv.HostInstall:
+    try:
+        t0 = time.monotonic()
+        install = hostenv.ensure(kind)
+        TIMINGS[f"{kind} venv+source"] = time.monotonic() - t0
+        return install
+    except hostenv.HostUnavailable as error:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI needs the real host: {error}")
+        pytest.skip(str(error))
+
+
+def _webui(kind: str, tmp_path_factory: pytest.TempPathFactory, extra_args: list[str]) -> Iterator[WebUI]:
+    install = _install(kind)
+    t0 = time.monotonic()
+    ckpt_dir = models.ensure(install)
+    TIMINGS[f"{kind} checkpoints"] = time.monotonic() - t0
+    webui = WebUI(install, tmp_path_factory.mktemp(f"{kind}-host") / "webui", ckpt_dir, extra_args)
+    webui.prepare()
+    webui.start()
+    TIMINGS[f"{kind} start"] = webui.started_s
+    try:
+        yield webui
+    finally:
+        webui.stop()
+
+
+@pytest.fixture(scope="session")
+def a1111(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebUI]:
+    yield from _webui("a1111", tmp_path_factory, [])
+
+
+@pytest.fixture(scope="session")
+def forge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebUI]:
+    yield from _webui("forge", tmp_path_factory, [])
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if TIMINGS:
+        parts = ", ".join(f"{k} {v:.0f} s" for k, v in TIMINGS.items())
+        terminalreporter.write_line(f"real hosts: {parts}")
+
+
+# --- helpers for the tests ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Generation:
+    images: list[str]  # base64 PNGs as the API returns them
+    info: dict[str, Any]
+
+    @property
+    def infotexts(self) -> list[str]:
+        return list(self.info.get("infotexts", []))
+
+    def infotext_value(self, key: str, index: int = 0) -> str | None:
+        """`key: value` from an image's infotext (the last line holds the parameters)."""
+        from tests.realhost.infotext import parse
+
+        return parse(self.infotexts[index]).get(key)
+
+    def pixels(self, index: int = 0) -> Any:
+        import numpy as np
+        from PIL import Image
+
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(self.images[index]))).convert("RGB"))
+
+
+def generate(webui: WebUI, payload: dict[str, Any], route: str = "txt2img") -> Generation:
+    body = {"steps": 4, "width": 64, "height": 64, "seed": 1, "sampler_name": "Euler", "cfg_scale": 7, **payload}
+    out = webui.post(f"/sdapi/v1/{route}", body)
+    return Generation(out["images"], json.loads(out["info"]))
+
+
+def ae(**values: Any) -> dict[str, Any]:
+    """alwayson_scripts for A&E with named values (enabled unless said otherwise)."""
+    return {"attend and excite": {"args": [{"enabled": True, **values}]}}
+
+
+def use_model(webui: WebUI, name: str) -> None:
+    titles = [m["title"] for m in webui.get("/sdapi/v1/sd-models")]
+    title = next((t for t in titles if t.startswith(name)), None)
+    assert title is not None, f"{name} not among {titles}"
+    webui.post("/sdapi/v1/options", {"sd_model_checkpoint": title})

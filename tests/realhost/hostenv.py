@@ -1,0 +1,177 @@
+"""Real WebUI hosts for tests: their source (no network), their own cached venvs, a working copy per session.
+
+The source of each host is a setting: an environment variable naming a folder or a tarball, defaulting to the
+unmodified snapshots in `../shared/hosts/` (see its SOURCES.md). Elsewhere point it at a `git clone` of the same
+commit (with `repositories/` filled as the host's own launcher fills it). Nothing of the host is committed here.
+
+The venvs live in a cache folder (`AE_HOST_CACHE`, default `~/.cache/sd-webui-ae`) keyed by what they were
+built from, so a second run reuses them; the project's `.venv` is never touched.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_HOSTS = ROOT.parent / "shared" / "hosts"
+CACHE = Path(os.environ.get("AE_HOST_CACHE", Path.home() / ".cache" / "sd-webui-ae"))
+# torch 2.13.0 cannot import torchvision; these two can (SOURCES.md). setuptools: >= 77 for torch, < 81 for
+# pkg_resources, which the WebUIs, pytorch_lightning and CLIP still import.
+TORCH = ("torch==2.14.1", "torchvision==0.29.1", "setuptools>=77,<81")
+
+
+@dataclass(frozen=True)
+class HostKind:
+    name: str  # "a1111" or "forge"
+    env_var: str  # names a folder or a tarball of the source
+    default_tarball: str
+    top: str  # the host's folder inside the tarball
+    extra_requirements: tuple[str, ...] = ()
+
+
+A1111 = HostKind("a1111", "AE_A1111_SRC", "a1111-v1.10.1-src.tar.gz", "webui")
+# joblib: missing from Forge's requirements, the built-in soft-inpainting extension needs it (SOURCES.md).
+FORGE = HostKind("forge", "AE_FORGE_SRC", "forge-dfdcbab6-src.tar.gz", "forge", ("joblib",))
+KINDS = {k.name: k for k in (A1111, FORGE)}
+
+
+class HostUnavailable(RuntimeError):
+    """The host source is missing (a skip locally, a failure in CI)."""
+
+
+@dataclass(frozen=True)
+class HostInstall:
+    kind: HostKind
+    source: Path  # the unpacked host folder (read as a template, never run in place)
+    clip: Path | None  # openai/CLIP source (A1111's CLIP_PACKAGE), if shipped beside it
+    python: Path  # the host venv's interpreter
+
+
+def source_location(kind: HostKind) -> Path:
+    raw = os.environ.get(kind.env_var)
+    path = Path(raw).expanduser() if raw else SHARED_HOSTS / kind.default_tarball
+    if not path.exists():
+        raise HostUnavailable(f"{kind.name} source not found at {path} (set {kind.env_var} to a folder or tarball)")
+    return path
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()[:12]
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def _unpack(kind: HostKind, location: Path) -> tuple[Path, Path | None]:
+    if location.is_dir():
+        top = location if (location / "launch.py").exists() else location / kind.top
+        clip = top.parent / "CLIP"
+        return top, clip if clip.is_dir() else None
+    dest = CACHE / "src" / f"{kind.name}-{_file_digest(location)}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with (dest.parent / f"{dest.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _extract(location, dest)
+    clip = dest / "CLIP"
+    return dest / kind.top, clip if clip.is_dir() else None
+
+
+def _extract(location: Path, dest: Path) -> None:
+    if not (dest / ".complete").exists():
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        with tarfile.open(location) as tar:
+            tar.extractall(dest, filter="data")
+        (dest / ".complete").touch()
+
+
+def _requirements(top: Path, kind: HostKind) -> list[str]:
+    """The host's pinned requirements, minus the lines our torch pins replace."""
+    keep = []
+    for line in (top / "requirements_versions.txt").read_text().splitlines():
+        req = line.split("#")[0].strip()
+        name = req.split("=")[0].split("<")[0].split(">")[0].strip().lower()
+        if req and name not in {"torch", "setuptools"}:
+            keep.append(req)
+    return keep + list(kind.extra_requirements)
+
+
+def _python311() -> str:
+    found = shutil.which("python3.11")
+    return found or sys.executable
+
+
+def _python_version() -> str:
+    out = subprocess.run([_python311(), "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
+                         text=True, check=True)
+    return out.stdout.strip()
+
+
+def _run(cmd: list[str], log: Path) -> None:
+    with log.open("a") as out:
+        out.write(f"\n$ {' '.join(cmd)}\n")
+        out.flush()
+        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PIP_NO_INPUT": "1"})
+    if rc != 0:
+        tail = "\n".join(log.read_text().splitlines()[-30:])
+        raise RuntimeError(f"host venv build failed (rc {rc}): {' '.join(cmd)}\n{tail}")
+
+
+def _build_venv(venv: Path, reqs: list[str], clip: Path | None) -> None:
+    """Built in place (a venv is not relocatable); `.complete` marks it usable, a half-built one is redone."""
+    log = venv.with_name(venv.name + ".log")
+    log.write_text(f"building {venv}\n")
+    started = time.monotonic()
+    _run([_python311(), "-m", "venv", str(venv)], log)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    _run([*pip, *TORCH], log)
+    _run([*pip, *reqs, *TORCH], log)
+    if clip is not None:
+        _run([*pip, "--no-build-isolation", "--no-deps", str(clip)], log)
+    (venv / ".complete").write_text(f"{time.monotonic() - started:.0f}\n")
+
+
+def ensure(kind_name: str) -> HostInstall:
+    """The host's source unpacked and its venv built (both cached); raises HostUnavailable without source."""
+    kind = KINDS[kind_name]
+    top, clip = _unpack(kind, source_location(kind))
+    reqs = _requirements(top, kind)
+    # Keyed by what goes in, not by where the interpreter was found (a venv's python3.11 is the same Python).
+    key = _digest("\n".join([*reqs, *TORCH, _python_version()]).encode(), str(clip is not None).encode())
+    venv = CACHE / "venv" / f"{kind.name}-{key}"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f"{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; a waiting one then finds it complete
+        if not (venv / ".complete").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            _build_venv(venv, reqs, clip)
+    return HostInstall(kind, top, clip, venv / "bin" / "python")
+
+
+def build_seconds(install: HostInstall) -> str:
+    marker = install.python.parent.parent / ".complete"
+    return marker.read_text().strip() if marker.exists() else "?"
+
+
+if __name__ == "__main__":  # python -m tests.realhost.hostenv a1111 forge: build ahead of the tests
+    for name in sys.argv[1:] or list(KINDS):
+        t0 = time.monotonic()
+        host = ensure(name)
+        print(f"{name}: {host.python} (ready in {time.monotonic() - t0:.0f} s)")

@@ -1,0 +1,170 @@
+"""Start a real WebUI (A1111 or Forge) on CPU on a free loopback port, wait until its API answers, stop it by PID.
+
+Each session works in its own copy of the host tree, so outputs, config.json and the extensions folder never
+touch the cached source. This checkout is linked into `extensions/`, as a user's clone would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.realhost.hostenv import ROOT, HostInstall
+
+EXTENSION_NAME = "sd-webui-attend-and-excite"
+SUPPORT_EXT = Path(__file__).resolve().parent / "support_ext"
+START_TIMEOUT_S = float(os.environ.get("AE_HOST_START_TIMEOUT", "420"))
+COMMON_ARGS = [
+    "--skip-prepare-environment", "--skip-torch-cuda-test", "--skip-version-check", "--no-download-sd-model",
+    "--do-not-download-clip", "--api", "--server-name", "127.0.0.1", "--no-hashing",
+]
+HOST_ARGS = {
+    "a1111": ["--use-cpu", "all", "--no-half", "--opt-sdp-attention"],
+    "forge": ["--always-cpu"],
+}
+# Options a test host starts with: no live previews (they decode latents on the CPU at every few steps),
+# no update checks, no saving of grids.
+BASE_CONFIG = {
+    "live_previews_enable": False,
+    "show_progress_every_n_steps": -1,
+    "grid_save": False,
+    "samples_save": False,
+    "save_images_add_number": True,
+    "sd_checkpoint_hash": "",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def host_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
+    env.update(
+        HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1", DO_NOT_TRACK="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        # torch's OpenMP threads spin after each op; a second busy process then slows a call ~100x on 2 cores.
+        GOMP_SPINCOUNT="1000", OMP_WAIT_POLICY="PASSIVE",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+@dataclass
+class WebUI:
+    install: HostInstall
+    workdir: Path
+    ckpt_dir: Path
+    extra_args: list[str] = field(default_factory=list)
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+    started_s: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def prepare(self, with_extension: bool = True) -> None:
+        if self.workdir.exists():
+            shutil.rmtree(self.workdir)
+        shutil.copytree(self.install.source, self.workdir, symlinks=True)
+        ext = self.workdir / "extensions"
+        ext.mkdir(exist_ok=True)
+        if with_extension:
+            (ext / EXTENSION_NAME).symlink_to(ROOT, target_is_directory=True)
+        (ext / "ae-test-support").symlink_to(SUPPORT_EXT, target_is_directory=True)
+        (self.workdir / "config.json").write_text(json.dumps(BASE_CONFIG))
+        # Files the tiny checkpoints' build leaves for models/VAE-approx/ (vaeapprox-sdxl.pt: SDXL would download it).
+        approx = self.ckpt_dir / "VAE-approx"
+        if approx.is_dir():
+            target = self.workdir / "models" / "VAE-approx"
+            target.mkdir(parents=True, exist_ok=True)
+            for file in approx.iterdir():
+                shutil.copy2(file, target / file.name)
+
+    def start(self) -> None:
+        self.port = free_port()
+        self.log_path = self.workdir / "webui.log"
+        args = [
+            str(self.install.python), "launch.py", *COMMON_ARGS, *HOST_ARGS[self.install.kind.name],
+            "--port", str(self.port), "--ckpt-dir", str(self.ckpt_dir), *self.extra_args,
+        ]
+        t0 = time.monotonic()
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen(
+                args, cwd=self.workdir, env=host_env(), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.started_s = time.monotonic() - t0
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"the WebUI exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "/sdapi/v1/samplers", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(1.0)
+        raise TimeoutError(f"the WebUI did not answer within {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    # --- the API -------------------------------------------------------------------------------------------
+    def call(self, method: str, path: str, payload: Any = None, timeout: float = 900) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as r:
+                body = r.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read()[:2000]
+            raise RuntimeError(f"{method} {path}: HTTP {error.code}: {detail!r}\n{self.log_tail()}") from None
+        return json.loads(body) if body else None
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def post(self, path: str, payload: Any, timeout: float = 900) -> Any:
+        return self.call("POST", path, payload, timeout)

@@ -1,0 +1,46 @@
+"""Which real host runs which tiny model: every test names a target, a (host, checkpoint) pair."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from tests.realhost.server import WebUI
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str
+    host: str  # the fixture's name: "a1111" or "forge"
+    model: str  # the checkpoint's file stem, as /sdapi/v1/sd-models lists it
+    family: str  # "sd1", "sd2" or "sdxl"
+
+
+TARGETS = {
+    t.id: t
+    for t in (
+        Target("a1111-sd1", "a1111", "ae-tiny-sd1", "sd1"),
+        Target("a1111-sd2", "a1111", "ae-tiny-sd2", "sd2"),
+        Target("a1111-sdxl", "a1111", "ae-tiny-sdxl", "sdxl"),
+        Target("forge-sd15", "forge", "ae-forge-sd15", "sd1"),
+        Target("forge-sdxl", "forge", "ae-forge-sdxl", "sdxl"),
+    )
+}
+SD1 = ["a1111-sd1", "forge-sd15"]
+ALL = list(TARGETS)
+
+
+@dataclass
+class Live:
+    target: Target
+    webui: WebUI
+
+
+def select(request: pytest.FixtureRequest, target_id: str) -> Live:
+    from tests.realhost.conftest import use_model
+
+    target = TARGETS[target_id]
+    webui = request.getfixturevalue(target.host)
+    use_model(webui, target.model)
+    return Live(target, webui)

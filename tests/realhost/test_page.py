@@ -1,0 +1,97 @@
+"""The real WebUI page in Chromium: the accordion, the token table for the typed prompt, two clicks fill
+Subjects, Generate, and the info under the image shows the scores. A screenshot goes to artifacts/.
+
+Nothing leaves the machine: requests to any other host (web fonts) are aborted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.realhost.hostenv import ROOT
+from tests.realhost.targets import SD1, Live, select
+
+pytestmark = [pytest.mark.realhost, pytest.mark.browser]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ID = "script_txt2img_attend_and_excite_{item}"
+OURS = ("attend_excite", "attendExcite", "Attend and Excite", "sd-webui-attend-and-excite")
+
+
+@pytest.fixture(scope="module", params=SD1)
+def sd1(request: pytest.FixtureRequest) -> Live:
+    return select(request, request.param)
+
+
+def _only_local(route: Any) -> None:
+    if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1")):
+        route.continue_()
+    else:
+        route.abort()
+
+
+@pytest.fixture
+def page(sd1: Live, tmp_path: Path) -> Iterator[tuple[Any, list[str]]]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (Debian's chromium; tools/setup.sh installs it with apt)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 1000},
+        )
+        context.set_default_timeout(60_000)
+        context.route("**/*", _only_local)
+        tab = context.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda e: errors.append(f"pageerror: {e}\n{getattr(e, 'stack', '')}"))
+        tab.on("console", lambda m: errors.append(f"{m.text} @ {m.location}") if m.type == "error" else None)
+        tab.goto(sd1.webui.url)
+        tab.wait_for_selector("#txt2img_prompt textarea", timeout=120_000)
+        yield tab, errors
+        context.close()
+
+
+def _id(item: str) -> str:
+    return "#" + ID.format(item=item)
+
+
+def test_pick_tokens_generate_and_read_the_scores(sd1: Live, page: tuple[Any, list[str]]) -> None:
+    from playwright.sync_api import expect
+
+    tab, errors = page
+    tab.locator("#txt2img_prompt textarea").fill("")
+    tab.locator("#txt2img_prompt textarea").press_sequentially("a cat and a frog")
+    tab.locator(f"{_id('enable')} .label-wrap").first.click()  # opening the accordion
+    subjects = tab.locator(f"{_id('subjects')} textarea")
+    expect(subjects).to_be_visible()
+    table = tab.locator(_id("token_table"))
+    frog = table.locator('button.ae-tok[data-ref="frog"]')
+    expect(frog).to_be_visible()
+    assert table.locator("button.ae-tok").evaluate_all("els => els.map(e => e.dataset.col)") == [
+        "1", "2", "3", "4", "5"]
+    table.locator('button.ae-tok[data-ref="cat"]').click()
+    frog.click()
+    expect(subjects).to_have_value("cat, frog")
+    enabled = tab.locator(f"{_id('enable')} input[type=checkbox]").first
+    assert enabled.is_checked(), "opening the accordion by its checkbox label turns A&E on"
+    for box, value in (("#txt2img_width input[type=number]", "64"), ("#txt2img_height input[type=number]", "64"),
+                       ("#txt2img_steps input[type=number]", "4")):
+        tab.locator(box).first.fill(value)
+        tab.locator(box).first.press("Enter")
+    tab.locator("#txt2img_generate").click()
+    info = tab.locator("#html_info_txt2img").first  # gradio 3 nests two elements with that id
+    expect(info).to_contain_text(re.compile(r'AE scores: "cat \d\.\d+, frog \d\.\d+"'), timeout=240_000)
+    expect(info).to_contain_text('AE subjects: "cat, frog"')
+    shot = ROOT / "artifacts" / f"real_{sd1.target.host}_page.png"
+    shot.parent.mkdir(exist_ok=True)
+    tab.mouse.move(0, 0)
+    tab.screenshot(path=str(shot), full_page=True)
+    ours = [e for e in errors if any(k in e for k in OURS)]
+    assert ours == [], ours

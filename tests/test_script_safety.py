@@ -10,8 +10,6 @@ from modules import processing, scripts, sd_unet, shared
 from modules.infotext_utils import parse_generation_parameters
 from PIL import Image
 
-from ae_lib.engine import AttendExcite
-from ae_webui import lifecycle
 from ae_webui import session as session_module
 from tests import webui_host as host
 from tests.webui_host import ae, model_state, run_txt2img
@@ -80,39 +78,6 @@ def test_interrupt_during_refinement(samplers_seen, monkeypatch):
     assert refinements == [1], "refinement stops at the first check after the interrupt"
     assert processed.images
     assert model_state() == state and _no_hooks_left(samplers_seen)
-
-
-def test_refinement_updates_progress_text(monkeypatch):
-    texts = []
-    original = session_module.Session._progress
-
-    def spy(self, iteration, limit):
-        original(self, iteration, limit)
-        texts.append(shared.state.textinfo)
-
-    monkeypatch.setattr(session_module.Session, "_progress", spy)
-    run_txt2img(ae(max_refine=2), steps=4)
-    assert texts and texts[0] == "Attend and Excite: refining 1/2"
-
-
-@pytest.mark.parametrize("sampler", ["DPM fast", "DPM adaptive"])
-def test_refused_samplers_say_why(sampler, monkeypatch):
-    calls = []
-    monkeypatch.setattr(AttendExcite, "step", lambda *a, **k: calls.append(a))
-    processed, _ = run_txt2img(ae(), sampler_name=sampler, steps=4)
-    assert not calls
-    info = parse_generation_parameters(processed.infotexts[0])
-    assert f"sampler '{sampler}' is not supported" in info["AE error"] and processed.images
-
-
-def test_unipc_is_refused_before_sampling():
-    # The stand-in lists UniPC without its sampling loop, so the refusal is checked where it happens.
-    p = host.txt2img_p(ae(), sampler_name="UniPC")
-    lifecycle.begin(p, tuple(host.ae_args(ae())))
-    p.sampler = SimpleNamespace(config=SimpleNamespace(name="UniPC"))
-    lifecycle.before_sampling(p)
-    assert "UniPC discards a changed latent" in " ".join(lifecycle.get_state(p).messages)
-    assert lifecycle.get_state(p).session is None
 
 
 class _ReplacementUnet:

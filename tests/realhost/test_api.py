@@ -93,6 +93,7 @@ def test_named_and_positional_args_agree(sd1: Live, style: str) -> None:
 @pytest.mark.parametrize(("values", "message"), [
     ({"subjects": "dog"}, "'dog' is not a word of the prompt"),
     ({"subjects": ""}, "no subjects given"),
+    ({"subjects": " , "}, "no subjects given"),
     ({"subjects": "cat", "step_size": -3}, "below the minimum"),
     ({"subjects": "cat", "colour": "red"}, "unknown parameter 'colour'"),
     ({"subjects": "0, 99"}, "start token"),

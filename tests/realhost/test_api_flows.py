@@ -48,14 +48,17 @@ def test_readme_api_examples_run_as_written(sd1: Live) -> None:
     assert parse(json.loads(namespace["info"])["infotexts"][0])["AE scores"].startswith("cat ")
 
 
-def _xyz_args(webui, label: str, values: str) -> list:
+def _xyz_args(webui, axes: dict[str, tuple[str, str]]) -> list:
+    """X/Y/Z script args from its script-info defaults, with {"X": (axis label, values), ...} set."""
     script = next(s for s in webui.get("/sdapi/v1/script-info") if s["name"] == XYZ and not s["is_img2img"])
     args = [a["value"] for a in script["args"]]
     names = [a["label"] for a in script["args"]]
     for i, a in enumerate(script["args"]):  # axis types are index dropdowns: script-info shows their labels
-        if a["label"] in ("X type", "Y type", "Z type"):
-            args[i] = a["choices"].index(label if a["label"] == "X type" else a["value"])
-    args[names.index("X values")] = values
+        axis = a["label"].removesuffix(" type")
+        if a["label"].endswith(" type") and axis in ("X", "Y", "Z"):
+            label, values = axes.get(axis, (a["value"], ""))
+            args[i] = a["choices"].index(label)
+            args[names.index(f"{axis} values")] = values
     args[names.index("Include Sub Images")] = True
     return args
 
@@ -65,19 +68,22 @@ def test_xyz_axes(sd1: Live) -> None:
     choices = next(a for a in script["args"] if a["label"] == "X type")["choices"]
     ours = [c for c in choices if c.startswith("[Attend and Excite] ")]
     assert ours == [f"[Attend and Excite] {n}" for n in ("On/off", "Subjects", "Step size", "Steps altered")]
-    payload = {"prompt": PROMPT, "script_name": XYZ, "script_args": _xyz_args(sd1.webui, ours[2], "0, 30"),
+    axes = {"X": (ours[2], "0, 30"), "Y": (ours[0], "True, False")}
+    payload = {"prompt": PROMPT, "script_name": XYZ, "script_args": _xyz_args(sd1.webui, axes),
                "alwayson_scripts": ae(subjects="cat, frog")}
     gen = generate(sd1.webui, payload)
-    assert len(gen.images) == 3, gen.infotexts  # the grid, then each cell's image ("Include Sub Images")
-    cells = [1, 2]
-    sizes = [gen.infotext_value("AE step size", i) for i in cells]
-    assert sizes == ["0", "30"], sizes
-    assert not np.array_equal(gen.pixels(cells[0]), gen.pixels(cells[1]))
+    assert len(gen.images) == 5, gen.infotexts  # the grid, then each cell's image ("Include Sub Images")
+    sizes = [gen.infotext_value("AE step size", i) for i in range(1, 5)]
+    assert sizes == ["0", "30", None, None], sizes  # the axis value, the default is not written
+    on = ["AE subjects" in gen.infotexts[i] for i in range(1, 5)]
+    assert on == [True, True, False, False], "no A&E keys left over in the cells it is off"
+    assert not np.array_equal(gen.pixels(1), gen.pixels(2))
+    assert np.array_equal(gen.pixels(3), gen.pixels(4)), "off is off, whatever the step size"
 
 
 def test_xyz_rejects_a_bad_axis_value(sd1: Live) -> None:
     label = "[Attend and Excite] Step size"
-    payload = {"prompt": PROMPT, "script_name": XYZ, "script_args": _xyz_args(sd1.webui, label, "5, -1")}
+    payload = {"prompt": PROMPT, "script_name": XYZ, "script_args": _xyz_args(sd1.webui, {"X": (label, "5, -1")})}
     with pytest.raises(RuntimeError, match="below the minimum"):
         generate(sd1.webui, payload)
 

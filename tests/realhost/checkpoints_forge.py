@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the project's .venv has no torch; these run in Forge's venv
 
     from tests.realhost.hostenv import HostInstall
 
-VERSION = 2  # bump when the weights or the layout change: the file name carries it, so caches rebuild
+VERSION = 5  # bump when the weights or the layout change: the file name carries it, so caches rebuild
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class Family:
     # attention over 75 columns (A&E scores ~0.03 at 256 px); x3 gives ~0.4 / ~0.07 for "cat" / "frog", one
     # subject neglected as in a trained model. SDXL's context skips the final LayerNorm and is peaked already.
     key_gain: float = 1.0
+    # Scales conv_in: with random weights the latent barely moves the features the attention reads, so A&E's
+    # gradient (and its effect) would be far weaker than in a trained model.
+    input_gain: float = 1.0
 
 
 # A&E works on the cross-attention at latent/4 (16x16 at 512 px). SD1.5 keeps its block layout — attention at
@@ -77,6 +80,7 @@ SD15 = Family(
     clip_g=None,
     seed=1500,
     key_gain=3.0,
+    input_gain=4.0,
 )
 # SDXL: three levels (latent, /2, /4); attention at levels 1 and 2 and the middle (which runs at latent/4).
 SDXL = Family(
@@ -243,6 +247,8 @@ def _state_dict(fam: Family) -> dict[str, torch.Tensor]:
     sd = dict(_fill(_meta_unet(fam.unet), "model.diffusion_model.", fam.seed))
     for key in [k for k in sd if k.endswith("attn2.to_k.weight")]:
         sd[key] = sd[key] * fam.key_gain
+    conv_in = "model.diffusion_model.input_blocks.0.0.weight"
+    sd[conv_in] = sd[conv_in] * fam.input_gain
     sd.update(_fill(_meta_vae(hf / "vae"), "first_stage_model.", fam.seed + 1))
     clip_l = dict(_fill(_meta_clip(hf / "text_encoder", projection=False), "", fam.seed + 2))
     _sane_final_norm(clip_l, "transformer.text_model.final_layer_norm.", fam.seed + 2)
@@ -281,7 +287,8 @@ def build_forge(dest: Path, family: str, forge: Path | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / file_name(family)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    save_file(sd, str(tmp), metadata={"format": "pt", "ae_random": f"{family} v{VERSION} seed {fam.seed}"})
+    # One metadata key only: safetensors writes several in hash-map order, so the bytes would differ per run.
+    save_file(sd, str(tmp), metadata={"ae_random": f"{family} v{VERSION} seed {fam.seed}"})
     tmp.replace(path)  # a reader never sees a half-written checkpoint
     return path
 

@@ -13,9 +13,9 @@ def ensure(install: HostInstall) -> Path:
         from tests.realhost.checkpoints import ensure_a1111
 
         return ensure_a1111(install)
-    from tests.realhost.checkpoints_forge import build_with
+    from tests.realhost.checkpoints_forge import VERSION, build_with
 
-    dest = CACHE / "ckpt-forge"
+    dest = CACHE / f"ckpt-forge-v{VERSION}"  # one version per folder: Forge lists (and may pick) every file there
     build_with(install, dest)
     return dest
 

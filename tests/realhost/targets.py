@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.realhost.checkpoints_forge import file_name
 from tests.realhost.server import WebUI
 
 
@@ -23,8 +24,8 @@ TARGETS = {
         Target("a1111-sd1", "a1111", "ae-tiny-sd1", "sd1"),
         Target("a1111-sd2", "a1111", "ae-tiny-sd2", "sd2"),
         Target("a1111-sdxl", "a1111", "ae-tiny-sdxl", "sdxl"),
-        Target("forge-sd15", "forge", "ae-forge-sd15", "sd1"),
-        Target("forge-sdxl", "forge", "ae-forge-sdxl", "sdxl"),
+        Target("forge-sd15", "forge", file_name("sd15").removesuffix(".safetensors"), "sd1"),
+        Target("forge-sdxl", "forge", file_name("sdxl").removesuffix(".safetensors"), "sdxl"),
     )
 }
 SD1 = ["a1111-sd1", "forge-sd15"]

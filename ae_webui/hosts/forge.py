@@ -73,6 +73,21 @@ def cloned_norm_inputs(module: nn.Module) -> Iterator[None]:
             h.remove()
 
 
+def model_problem(model: Any) -> str | None:
+    """Why A&E cannot run on this Forge model (a diffusion engine of backend/diffusion_engine/), or None."""
+    objects = getattr(model, "forge_objects", None)
+    if objects is None or getattr(objects, "unet", None) is None:
+        return f"{type(model).__name__} has no Forge UNet"
+    network = objects.unet.model.diffusion_model
+    if not find_cross_attention(network):
+        return (f"{type(model).__name__} ({type(network).__name__}) has no UNet cross-attention (attn2) layers, "
+                "which A&E needs: Flux, Chroma and SD3 are transformers without them")
+    options = objects.unet.model_options.get("transformer_options", {})
+    if options.get("patches_replace", {}).get("attn2"):
+        return "another feature replaces the UNet's cross-attention (e.g. IP-Adapter); its maps are not visible"
+    return None
+
+
 class ForgeHost(Host):
     name = "forge"
 
@@ -91,17 +106,7 @@ class ForgeHost(Host):
     def problem(self, p: Any) -> str | None:
         from modules import shared
 
-        model = shared.sd_model
-        objects = getattr(model, "forge_objects", None)
-        if objects is None or getattr(objects, "unet", None) is None:
-            return f"{type(model).__name__} has no Forge UNet"
-        if not find_cross_attention(self.unet(model)):
-            return (f"{type(model).__name__} has no UNet cross-attention (attn2) layers: A&E needs them "
-                    "(Flux, SD3 and Chroma are transformers without them)")
-        options = objects.unet.model_options.get("transformer_options", {})
-        if options.get("patches_replace", {}).get("attn2"):
-            return "another feature replaces the UNet's cross-attention (e.g. IP-Adapter); its maps are not visible"
-        return None
+        return model_problem(shared.sd_model)
 
     def cond_runner(
         self, sd_model: Any, denoiser: Any, tensor: Any, rows: list[int], image_cond: Any, sigma: torch.Tensor,

@@ -4,6 +4,7 @@ A1111 runs) outside inference mode; Forge's module is left as it was; and both f
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -73,3 +74,19 @@ def test_each_fix_is_needed(forge_result: dict) -> None:
     errors = forge_result["checks"]["errors_without_fixes"]
     assert "inference tensor" in (errors["no fix"] or "").lower(), errors
     assert "modified by an inplace operation" in (errors["aliases only"] or ""), errors
+
+
+def test_transformer_models_are_refused_against_forges_real_classes() -> None:
+    """Flux/Chroma need a T5 encoder and full-size towers: no tiny one loads here, so the refusal is checked
+    on Forge's own network classes (built on the meta device)."""
+    install = _install("forge")
+    script = os.path.join(os.path.dirname(__file__), "forge_refusal_check.py")
+    run = subprocess.run([str(install.python), script, "--forge", str(install.source)], capture_output=True,
+                         text=True, env=host_env(), timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    verdicts = json.loads(run.stdout.strip().splitlines()[-1])
+    for name in ("Flux", "Chroma"):
+        assert "has no UNet cross-attention (attn2) layers" in verdicts[name], verdicts
+        assert verdicts[name].startswith(f"{name} (Integrated{name}Transformer2DModel)")
+    assert verdicts["StableDiffusion"] is None
+    assert "replaces the UNet's cross-attention" in verdicts["StableDiffusion+IP-Adapter"]

@@ -58,7 +58,11 @@ def _xyz_args(webui, axes: dict[str, tuple[str, str]]) -> list:
         if a["label"].endswith(" type") and axis in ("X", "Y", "Z"):
             label, values = axes.get(axis, (a["value"], ""))
             args[i] = a["choices"].index(label)
-            args[names.index(f"{axis} values")] = values
+            # Two args are labelled "X values": the textbox, then the dropdown that an axis with choices (On/off)
+            # is read from unless the script's CSV mode is on.
+            text, dropdown = [j for j, n in enumerate(names) if n == f"{axis} values"]
+            args[text] = values
+            args[dropdown] = [v.strip() for v in values.split(",") if v.strip()]
     args[names.index("Include Sub Images")] = True
     return args
 

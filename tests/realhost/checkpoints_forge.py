@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the project's .venv has no torch; these run in Forge's venv
 
     from tests.realhost.hostenv import HostInstall
 
-VERSION = 5  # bump when the weights or the layout change: the file name carries it, so caches rebuild
+VERSION = 8  # bump when the weights or the layout change: the file name carries it, so caches rebuild
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,10 @@ class Family:
     # Scales conv_in: with random weights the latent barely moves the features the attention reads, so A&E's
     # gradient (and its effect) would be far weaker than in a trained model.
     input_gain: float = 1.0
+    # Scales every attn2.to_v. SDXL's context is a random CLIP's penultimate hidden state (no final LayerNorm:
+    # ~250 per token); at unit scale the values that attn2 adds drown the latent's features, so attention hardly
+    # depends on the latent and A&E cannot move it (scores the same on every seed, step size 20 or 0).
+    value_gain: float = 1.0
 
 
 # A&E works on the cross-attention at latent/4 (16x16 at 512 px). SD1.5 keeps its block layout — attention at
@@ -105,6 +109,9 @@ SDXL = Family(
     clip_l="conditioner.embedders.0.transformer.",
     clip_g="conditioner.embedders.1.model.",
     seed=2000,
+    key_gain=0.6,  # with value_gain: "cat" ~0.4, "frog" ~0.14, and one A&E step lifts "frog" by ~0.1
+    input_gain=4.0,
+    value_gain=0.02,
 )
 FAMILIES = {"sd15": SD15, "sdxl": SDXL}
 
@@ -249,6 +256,8 @@ def _state_dict(fam: Family) -> dict[str, torch.Tensor]:
         sd[key] = sd[key] * fam.key_gain
     conv_in = "model.diffusion_model.input_blocks.0.0.weight"
     sd[conv_in] = sd[conv_in] * fam.input_gain
+    for key in [k for k in sd if k.endswith("attn2.to_v.weight")]:
+        sd[key] = sd[key] * fam.value_gain
     sd.update(_fill(_meta_vae(hf / "vae"), "first_stage_model.", fam.seed + 1))
     clip_l = dict(_fill(_meta_clip(hf / "text_encoder", projection=False), "", fam.seed + 2))
     _sane_final_norm(clip_l, "transformer.text_model.final_layer_norm.", fam.seed + 2)

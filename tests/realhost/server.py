@@ -29,6 +29,7 @@ COMMON_ARGS = [
     "--skip-prepare-environment", "--skip-torch-cuda-test", "--skip-version-check", "--no-download-sd-model",
     "--do-not-download-clip", "--api", "--server-name", "127.0.0.1", "--no-hashing",
 ]
+READY_LINE = "Startup time:"
 HOST_ARGS = {
     "a1111": ["--use-cpu", "all", "--no-half", "--opt-sdp-attention"],
     "forge": ["--always-cpu"],
@@ -121,14 +122,20 @@ class WebUI:
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"the WebUI exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.url + "/sdapi/v1/samplers", timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
+            # The routes answer before the host is done: Forge's Api.__init__ adds them, then fills its default
+            # script args (modules/api/api.py); a txt2img with alwayson args in between fails with IndexError.
+            # Both hosts print "Startup time:" once the APIs and app_started callbacks are in (webui.py).
+            if READY_LINE in self.log_text() and self._answers("/sdapi/v1/samplers"):
+                return
             time.sleep(1.0)
         raise TimeoutError(f"the WebUI did not answer within {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+
+    def _answers(self, path: str) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=5) as r:
+                return r.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
 
     def log_tail(self, lines: int = 60) -> str:
         if self.log_path is None or not self.log_path.exists():

@@ -82,9 +82,12 @@ def model_problem(model: Any) -> str | None:
     if not find_cross_attention(network):
         return (f"{type(model).__name__} ({type(network).__name__}) has no UNet cross-attention (attn2) layers, "
                 "which A&E needs: Flux, Chroma and SD3 are transformers without them")
-    options = objects.unet.model_options.get("transformer_options", {})
-    if options.get("patches_replace", {}).get("attn2"):
+    model_options = objects.unet.model_options
+    if model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2"):
         return "another feature replaces the UNet's cross-attention (e.g. IP-Adapter); its maps are not visible"
+    if model_options.get("model_function_wrapper") is not None:  # sampling_function.calc_cond_uncond_batch
+        return ("another feature wraps the UNet's forward (e.g. MultiDiffusion's tiles); A&E's pass would not run "
+                "the model the sampler runs")
     return None
 
 

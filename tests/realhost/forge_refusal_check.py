@@ -14,10 +14,18 @@ from types import SimpleNamespace
 from forge_grad_check import CONFIG, _import_forge
 
 
-def _engine(name: str, network: object, replace_attn2: bool = False) -> object:
-    """A stand-in for a backend/diffusion_engine model: only the attributes model_problem reads."""
-    options = {"transformer_options": {"patches_replace": {"attn2": {("input", 4, 0): print}}}} if replace_attn2 else {}
-    unet = SimpleNamespace(model=SimpleNamespace(diffusion_model=network), model_options=options)
+def _engine(name: str, network: object, patch: str | None = None) -> object:
+    """A stand-in for a backend/diffusion_engine model: only the attributes model_problem reads. `patch` is put
+    into its model_options by Forge's own ModelPatcher method of that name (the layout Forge's features write)."""
+    from backend.patcher.base import ModelPatcher
+
+    unet = ModelPatcher.__new__(ModelPatcher)  # its methods, without loading a model
+    unet.model = SimpleNamespace(diffusion_model=network)
+    unet.model_options = {"transformer_options": {}}  # as ModelPatcher.__init__
+    if patch == "set_model_attn2_replace":  # what IP-Adapter does
+        unet.set_model_attn2_replace(print, "input", 4, 0)
+    elif patch == "set_model_unet_function_wrapper":  # what MultiDiffusion does (tiled_diffusion.py)
+        unet.set_model_unet_function_wrapper(print)
     return type(name, (), {"forge_objects": SimpleNamespace(unet=unet)})()
 
 
@@ -43,7 +51,11 @@ def main() -> None:
             "StableDiffusion": IntegratedUNet2DConditionModel(**CONFIG),
         }
     out = {name: model_problem(_engine(name, net)) for name, net in networks.items()}
-    out["StableDiffusion+IP-Adapter"] = model_problem(_engine("StableDiffusion", networks["StableDiffusion"], True))
+    unet = networks["StableDiffusion"]
+    out["StableDiffusion+attn2 replace"] = model_problem(_engine("StableDiffusion", unet, "set_model_attn2_replace"))
+    out["StableDiffusion+forward wrapper"] = model_problem(
+        _engine("StableDiffusion", unet, "set_model_unet_function_wrapper")
+    )
     print(json.dumps(out))
 
 

@@ -76,7 +76,7 @@ def test_each_fix_is_needed(forge_result: dict) -> None:
     assert "modified by an inplace operation" in (errors["aliases only"] or ""), errors
 
 
-def test_transformer_models_are_refused_against_forges_real_classes() -> None:
+def test_transformer_models_and_unet_replacements_are_refused_against_forges_real_classes() -> None:
     """Flux/Chroma need a T5 encoder and full-size towers: no tiny one loads here, so the refusal is checked
     on Forge's own network classes (built on the meta device)."""
     install = _install("forge")
@@ -89,4 +89,5 @@ def test_transformer_models_are_refused_against_forges_real_classes() -> None:
         assert "has no UNet cross-attention (attn2) layers" in verdicts[name], verdicts
         assert verdicts[name].startswith(f"{name} (Integrated{name}Transformer2DModel)")
     assert verdicts["StableDiffusion"] is None
-    assert "replaces the UNet's cross-attention" in verdicts["StableDiffusion+IP-Adapter"]
+    assert "replaces the UNet's cross-attention" in verdicts["StableDiffusion+attn2 replace"]
+    assert "wraps the UNet's forward" in verdicts["StableDiffusion+forward wrapper"]

@@ -27,7 +27,8 @@ def _install(kind: str) -> hostenv.HostInstall:
     try:
         t0 = time.monotonic()
         install = hostenv.ensure(kind)
-        TIMINGS[f"{kind} venv+source"] = time.monotonic() - t0
+        key = f"{kind} venv+source"  # summed: the first caller (a fixture or a test) pays for the build
+        TIMINGS[key] = TIMINGS.get(key, 0.0) + time.monotonic() - t0
         return install
     except hostenv.HostUnavailable as error:
         if os.environ.get("CI", "").lower() == "true":

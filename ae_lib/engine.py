@@ -29,6 +29,18 @@ from ae_lib.schedule import Schedule, StepPlan
 from ae_lib.scores import image_loss, subject_scores
 
 RunCond = Callable[[torch.Tensor, list[int]], object]
+NO_GRAPH = (
+    "the A&E pass recorded no gradient: the host ran the UNet without autograd (inference mode or no_grad "
+    "that the pass could not leave, or weights that cannot be saved for backward); the latent was not moved"
+)
+ZERO_GRADIENT = (
+    "the gradient of image {image}'s loss ({loss:.3f}) with respect to the latent is exactly zero at a non-zero "
+    "step size: the attention A&E reads does not depend on the latent; the latent was not moved"
+)
+
+
+class NoGradientError(RuntimeError):
+    """A&E could not act: its pass gave no usable gradient (never a silent no-op)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,8 @@ class AttendExcite:
             with self._recording(grid[0] * grid[1]) as rec:
                 run_cond(leaf, rows)
             attention = rec.mean()
+            if not attention.requires_grad:
+                raise NoGradientError(NO_GRAPH)
             losses, scores, total = [], [], None
             for i, b in enumerate(rows):
                 t = targets[b]
@@ -179,6 +193,8 @@ class _Run:
             self.result.skipped[b] = "non-finite attention scores or gradient; update skipped"
             return
         if ev.losses[i] != 0:
+            if self.plan.step_size != 0 and not bool(grad.any()):
+                raise NoGradientError(ZERO_GRADIENT.format(image=b + 1, loss=ev.losses[i]))
             self.z[b] -= self.plan.step_size * grad.to(self.z.dtype)
 
     def refine(
@@ -212,8 +228,6 @@ class _Run:
 
 
 def _grad(total: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:
-    if not total.requires_grad:  # every loss clamped to a constant 0
-        return torch.zeros_like(leaf)
     (grad,) = torch.autograd.grad(total, [leaf], allow_unused=True)
     return torch.zeros_like(leaf) if grad is None else grad.detach()
 

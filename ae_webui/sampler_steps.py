@@ -9,13 +9,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# modules/sd_samplers_kdiffusion.py:samplers_k_diffusion — two model calls per step (x_2 is a temporary),
-# one on the last step; that last step is never inside the first-half window by default.
-PAIRED = {"Heun", "DPM2", "DPM2 a", "DPM++ 2S a", "DPM++ SDE"}
-# Forge's k_diffusion/sampling.py:sample_heunpp2 — three calls per step, two on the next-to-last, one on the last.
-TRIPLE = {"HeunPP2"}
-# modules/sd_samplers_timesteps_impl.py:plms — two calls on the first step (x and x_prev), then one.
-PLMS = {"PLMS"}
+from ae_lib.steps import CallRule
+from ae_lib.steps import step_of_call as rule_step_of_call
+
+S, P2, P3, PLMS_RULE = CallRule.SINGLE, CallRule.PAIRED, CallRule.TRIPLE, CallRule.PLMS
+EARLY3 = CallRule.EARLY_TRIPLE
+# Every sampler name the four WebUIs list (A1111 v1.10.1, Forge, Forge Classic, Forge Neo), by its calls per
+# step as the real-host probe measures them (tests/realhost/test_samplers.py). A name not here is refused.
+KNOWN: dict[str, CallRule] = {
+    # modules/sd_samplers_kdiffusion.py:samplers_k_diffusion (all four hosts share most names)
+    "Euler": S, "Euler a": S, "LMS": S, "DPM++ 2M": S, "DPM++ 2M SDE": S, "DPM++ 2M SDE Heun": S,
+    "DPM++ 3M SDE": S, "LCM": S,
+    # two model calls per step (x_2 is a temporary), one on the last step
+    "Heun": P2, "DPM2": P2, "DPM2 a": P2, "DPM++ 2S a": P2, "DPM++ SDE": P2,
+    # modules/sd_samplers_timesteps.py
+    "DDIM": S, "DDIM CFG++": S, "PLMS": PLMS_RULE,
+    # Forge (modules/sd_samplers_kdiffusion.py): sample_heunpp2 makes 3/3/.../2/1 calls; the rest one each
+    "HeunPP2": P3, "IPNDM": S, "IPNDM_V": S, "DEIS": S, "DDPM": S,
+    # Forge Neo (modules_forge/packages/k_diffusion/sampling.py, modules_forge/forge_alter_samplers.py)
+    "ER SDE": S, "Res Multistep": S, "DPM++ 2M CFG++": S, "Euler a CFG++": S, "Euler CFG++": S,
+    "DPM++ 2s a RF": P2,  # sample_dpmpp_2s_ancestral_RF: model(x), then model(u) at sigma_s; one on the last step
+    "Kohaku LoNyu Yog": EARLY3,  # model(x), model(-x), model(x3) on steps i <= n/2, then model(x) alone
+}
+# Forge Classic lists the scheduler in the name ("DPM++ 2M Karras"): the same sampler on another sigma grid.
+SCHEDULER_SUFFIXES = (" Karras", " Exponential", " SGMUniform", " Turbo")
 REFUSED = {
     "UniPC": "UniPC discards a changed latent after each model call (its predictor rebinds x_t)",
     "DPM fast": "DPM fast has no fixed grid of steps (1 to 3 model calls per step)",
@@ -25,37 +42,32 @@ REFUSED = {
 TIMESTEP_SAMPLERS = {"DDIM", "DDIM CFG++", "PLMS", "UniPC"}
 
 
+def base_name(sampler_name: str) -> str:
+    """The sampler without a Classic-style scheduler suffix ("DPM++ 2M SDE Heun Karras" -> "DPM++ 2M SDE Heun")."""
+    for suffix in SCHEDULER_SUFFIXES:
+        if sampler_name.endswith(suffix) and sampler_name.removesuffix(suffix) in {*KNOWN, *REFUSED}:
+            return sampler_name.removesuffix(suffix)
+    return sampler_name
+
+
+def rule(sampler_name: str) -> CallRule | None:
+    return KNOWN.get(base_name(sampler_name))
+
+
 def refusal(sampler_name: str) -> str | None:
-    reason = REFUSED.get(sampler_name)
+    name = base_name(sampler_name)
+    reason = REFUSED.get(name)
+    if reason is None and name not in KNOWN:
+        reason = "A&E does not know its model calls per step, so it cannot move each step's own latent once"
     if reason is None:
         return None
     return f"sampler '{sampler_name}' is not supported: {reason}. Use e.g. Euler, DPM++ 2M or DDIM"
 
 
 def step_of_call(sampler_name: str, call: int, run_steps: int = 0) -> int | None:
-    """The sampler step whose main call is model call `call` (0-based), or None for other calls.
-
-    `run_steps`: the steps of this sampling run (needed where the calls per step change near the end).
-    """
-    if sampler_name in PAIRED:
-        return call // 2 if call % 2 == 0 else None
-    if sampler_name in TRIPLE:
-        return _triple_step(call, run_steps)
-    if sampler_name in PLMS:
-        if call == 1:
-            return None
-        return 0 if call == 0 else call - 1
-    return call
-
-
-def _triple_step(call: int, run_steps: int) -> int | None:
-    calls = [3] * max(run_steps - 2, 0) + [2, 1][-min(run_steps, 2):] if run_steps > 0 else [3]
-    first = 0
-    for step, n in enumerate(calls):
-        if call < first + n:
-            return step if call == first else None
-        first += n
-    return None
+    """The sampler step whose main call is model call `call` (0-based), or None for other calls."""
+    found = rule(sampler_name)
+    return None if found is None else rule_step_of_call(found, call, run_steps)
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
 from torch import nn
+
+from ae_lib.autograd import grad_scope
 
 RunCond = Callable[[torch.Tensor, list[int]], Any]
 
@@ -37,7 +39,7 @@ class Host:
         """run(z_rows, sel): the UNet's conditional branch for images `sel` on z (the latent the UNet sees)."""
         raise NotImplementedError
 
-    @contextmanager
-    def grad_scope(self, unet: nn.Module) -> Iterator[None]:
-        """Where the A&E passes run; the write into the sampler's latent happens after it closes."""
-        yield
+    def grad_scope(self, unet: nn.Module) -> AbstractContextManager[None]:
+        """Where the A&E passes run (what this host's tensors need, ae_lib.autograd); the write into the
+        sampler's latent happens after it closes, back in the host's own grad mode."""
+        return grad_scope(unet)

@@ -1,20 +1,12 @@
 """Forge (lllyasviel/stable-diffusion-webui-forge): its own UNet (backend/nn/unet.py) inside KModel inside a
 UnetPatcher at `sd_model.forge_objects.unet`, the text-processing engines, and sampling under inference mode.
 
-Autograd needs three things there, all undone when each A&E pass ends (webui-host-forge.md §3):
-- leave inference mode (`inference_mode(False)` + `enable_grad`);
-- parameters that autograd may save: Forge builds and moves its weights under inference mode, so they are
-  inference tensors. Each is swapped for a normal tensor that *aliases its storage* (zero-copy, nothing of the
-  UNet is duplicated) and put back after the pass;
-- `BasicTransformerBlock._forward` adds residuals in place (`x += n`) into tensors LayerNorm saved: the inputs
-  of norm1/norm2/norm3 are cloned during the pass (activation-sized, only while grad is recorded).
-The write into the sampler's latent happens after the pass, back inside Forge's inference mode.
+Autograd there (inference mode, inference-tensor weights, in-place residual adds) is handled by what the
+tensors and blocks are, in ae_lib.autograd.grad_scope (Host.grad_scope), for every host alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -22,55 +14,6 @@ from torch import nn
 
 from ae_lib.capture import find_cross_attention
 from ae_webui.hosts.base import Host, RunCond
-
-NORMS = ("norm1", "norm2", "norm3")
-
-
-def _alias(t: torch.Tensor) -> torch.Tensor:
-    """A normal (non-inference) tensor over the same storage: autograd may save it, and no memory is copied."""
-    out = torch.empty(0, dtype=t.dtype, device=t.device)
-    return out.set_(t.untyped_storage(), t.storage_offset(), t.shape, t.stride())
-
-
-@contextmanager
-def normal_parameters(module: nn.Module) -> Iterator[int]:
-    """Swap every inference-tensor parameter/buffer for a zero-copy alias; the originals come back after."""
-    swapped: list[tuple[dict, str, Any]] = []
-    try:
-        with torch.inference_mode(False):
-            for m in module.modules():
-                for store in (m._parameters, m._buffers):
-                    for name, value in store.items():
-                        if value is None or not value.is_inference():
-                            continue
-                        swapped.append((store, name, value))
-                        alias = _alias(value)
-                        store[name] = nn.Parameter(alias, requires_grad=False) if store is m._parameters else alias
-        yield len(swapped)
-    finally:
-        for store, name, value in reversed(swapped):
-            store[name] = value
-
-
-def _clone_input(module: nn.Module, args: tuple) -> tuple | None:
-    if torch.is_grad_enabled() and args and isinstance(args[0], torch.Tensor):
-        return (args[0].clone(), *args[1:])
-    return None
-
-
-@contextmanager
-def cloned_norm_inputs(module: nn.Module) -> Iterator[None]:
-    """Pre-hooks on the transformer blocks' norms: their saved input is a copy the in-place `x += n` leaves alone."""
-    handles = [
-        m.register_forward_pre_hook(_clone_input)
-        for name, m in module.named_modules()
-        if name.rsplit(".", 1)[-1] in NORMS and isinstance(m, nn.LayerNorm)
-    ]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def model_problem(model: Any) -> str | None:
@@ -149,11 +92,3 @@ class ForgeHost(Host):
 
         return run
 
-    @contextmanager
-    def grad_scope(self, unet: nn.Module) -> Iterator[None]:
-        with ExitStack() as stack:
-            stack.enter_context(torch.inference_mode(False))
-            stack.enter_context(torch.enable_grad())
-            stack.enter_context(normal_parameters(unet))
-            stack.enter_context(cloned_norm_inputs(unet))
-            yield

@@ -43,7 +43,8 @@ def main() -> None:
     from backend.operations import using_forge_operations
 
     from ae_lib import AEParams, AttendExcite, ImageTarget, Schedule
-    from ae_webui.hosts.forge import ForgeHost, cloned_norm_inputs, normal_parameters
+    from ae_lib.autograd import cloned_norm_inputs, normal_parameters
+    from ae_webui.hosts.forge import ForgeHost
 
     torch.manual_seed(0)
     plain = IntegratedUNet2DConditionModel(**CONFIG).eval()

@@ -31,17 +31,29 @@ TORCH = ("torch==2.14.1", "torchvision==0.29.1", "setuptools>=77,<81")
 
 @dataclass(frozen=True)
 class HostKind:
-    name: str  # "a1111" or "forge"
+    name: str  # "a1111", "forge", "classic", "neo" or "comfyui"
     env_var: str  # names a folder or a tarball of the source
     default_tarball: str
     top: str  # the host's folder inside the tarball
     extra_requirements: tuple[str, ...] = ()
+    requirements_file: str = "requirements_versions.txt"
+    pre_requirements: tuple[str, ...] = ()  # installed first, in their own pip command
+    entry: str = "launch.py"  # the file that marks the host's folder
 
 
 A1111 = HostKind("a1111", "AE_A1111_SRC", "a1111-v1.10.1-src.tar.gz", "webui")
 # joblib: missing from Forge's requirements, the built-in soft-inpainting extension needs it (SOURCES.md).
 FORGE = HostKind("forge", "AE_FORGE_SRC", "forge-dfdcbab6-src.tar.gz", "forge", ("joblib",))
-KINDS = {k.name: k for k in (A1111, FORGE)}
+CLASSIC = HostKind("classic", "AE_CLASSIC_SRC", "classic-1f95d717-src.tar.gz", "classic",
+                   requirements_file="requirements.txt")
+# Neo's launcher installs gradio 4.40 (not in requirements.txt) before the rest; in one pip command gradio and
+# Pillow==12.2.0 cannot resolve, in this order pip only warns (SOURCES.md).
+NEO = HostKind("neo", "AE_NEO_SRC", "neo-exo101-f95f632-src.tar.gz", "neo", requirements_file="requirements.txt",
+               pre_requirements=("gradio==4.40.0", "gradio_rangeslider==0.0.8", "packaging==26.0"))
+# requests: imported by app/frontend_management.py, not listed (SOURCES.md).
+COMFYUI = HostKind("comfyui", "AE_COMFYUI_SRC", "comfyui-a125cd84-src.tar.gz", "comfyui-a125cd84", ("requests",),
+                   requirements_file="requirements.txt", entry="main.py")
+KINDS = {k.name: k for k in (A1111, FORGE, CLASSIC, NEO, COMFYUI)}
 
 
 class HostUnavailable(RuntimeError):
@@ -81,7 +93,7 @@ def _file_digest(path: Path) -> str:
 
 def _unpack(kind: HostKind, location: Path) -> tuple[Path, Path | None]:
     if location.is_dir():
-        top = location if (location / "launch.py").exists() else location / kind.top
+        top = location if (location / kind.entry).exists() else location / kind.top
         clip = top.parent / "CLIP"
         return top, clip if clip.is_dir() else None
     dest = CACHE / "src" / f"{kind.name}-{_file_digest(location)}"
@@ -105,7 +117,7 @@ def _extract(location: Path, dest: Path) -> None:
 def _requirements(top: Path, kind: HostKind) -> list[str]:
     """The host's pinned requirements, minus the lines our torch pins replace."""
     keep = []
-    for line in (top / "requirements_versions.txt").read_text().splitlines():
+    for line in (top / kind.requirements_file).read_text().splitlines():
         req = line.split("#")[0].strip()
         name = req.split("=")[0].split("<")[0].split(">")[0].strip().lower()
         if req and name not in {"torch", "setuptools"}:
@@ -134,7 +146,7 @@ def _run(cmd: list[str], log: Path) -> None:
         raise RuntimeError(f"host venv build failed (rc {rc}): {' '.join(cmd)}\n{tail}")
 
 
-def _build_venv(venv: Path, reqs: list[str], clip: Path | None) -> None:
+def _build_venv(venv: Path, kind: HostKind, reqs: list[str], clip: Path | None) -> None:
     """Built in place (a venv is not relocatable); `.complete` marks it usable, a half-built one is redone."""
     log = venv.with_name(venv.name + ".log")
     log.write_text(f"building {venv}\n")
@@ -142,6 +154,8 @@ def _build_venv(venv: Path, reqs: list[str], clip: Path | None) -> None:
     _run([_python311(), "-m", "venv", str(venv)], log)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     _run([*pip, *TORCH], log)
+    if kind.pre_requirements:
+        _run([*pip, *kind.pre_requirements, *TORCH], log)
     _run([*pip, *reqs, *TORCH], log)
     if clip is not None:
         _run([*pip, "--no-build-isolation", "--no-deps", str(clip)], log)
@@ -154,14 +168,15 @@ def ensure(kind_name: str) -> HostInstall:
     top, clip = _unpack(kind, source_location(kind))
     reqs = _requirements(top, kind)
     # Keyed by what goes in, not by where the interpreter was found (a venv's python3.11 is the same Python).
-    key = _digest("\n".join([*reqs, *TORCH, _python_version()]).encode(), str(clip is not None).encode())
+    key = _digest("\n".join([*kind.pre_requirements, *reqs, *TORCH, _python_version()]).encode(),
+                  str(clip is not None).encode())
     venv = CACHE / "venv" / f"{kind.name}-{key}"
     venv.parent.mkdir(parents=True, exist_ok=True)
     with (venv.parent / f"{venv.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; a waiting one then finds it complete
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
-            _build_venv(venv, reqs, clip)
+            _build_venv(venv, kind, reqs, clip)
     return HostInstall(kind, top, clip, venv / "bin" / "python")
 
 
@@ -170,7 +185,7 @@ def build_seconds(install: HostInstall) -> str:
     return marker.read_text().strip() if marker.exists() else "?"
 
 
-if __name__ == "__main__":  # python -m tests.realhost.hostenv a1111 forge: build ahead of the tests
+if __name__ == "__main__":  # python -m tests.realhost.hostenv a1111 forge ...: build ahead of the tests
     for name in sys.argv[1:] or list(KINDS):
         t0 = time.monotonic()
         host = ensure(name)

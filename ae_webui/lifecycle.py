@@ -16,7 +16,16 @@ from ae_lib.tokens import split_spec
 from ae_webui import hosts
 from ae_webui.sampler_steps import TIMESTEP_SAMPLERS, kdiffusion_position, refusal, timesteps_position
 from ae_webui.session import RunSpec, Session
-from ae_webui.state import INFO_KEYS, LOG, GenerationState, clear_infotext, get_state, install_infotext, set_state
+from ae_webui.state import (
+    INFO_KEYS,
+    LOG,
+    GenerationState,
+    clear_infotext,
+    freeze_infotext,
+    get_state,
+    install_infotext,
+    set_state,
+)
 from ae_webui.xyz import OVERRIDES
 
 ALL_INFO_KEYS = (*INFO_KEYS, *(f.infotext for f in FIELDS if f.infotext))
@@ -99,3 +108,11 @@ def end(p: Any) -> None:
     if state is not None and state.session is not None:
         state.session.remove()
         state.session = None
+
+
+def finish(p: Any) -> None:
+    """postprocess(): remove the hook, and leave only plain values in the generation's parameters."""
+    end(p)
+    state = get_state(p)
+    if state is not None:
+        freeze_infotext(p, state)

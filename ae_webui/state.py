@@ -7,6 +7,7 @@ Messages go to the console once each and into the image's info ("AE error"); sco
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ class GenerationState:
     images: dict[int, ImageReport] = field(default_factory=dict)  # by position in the current batch
     session: Any = None  # the installed Session, if any
     map_grids: list[Any] = field(default_factory=list)  # rendered attention-map grids, for the gallery
+    written: dict[str, dict[int, str | None]] = field(default_factory=dict)  # infotext key -> image index -> value
 
     def warn(self, message: str) -> None:
         if message not in self.messages:
@@ -79,16 +81,35 @@ def set_state(p: Any, state: GenerationState | None) -> None:
 
 
 def install_infotext(p: Any, state: GenerationState) -> None:
-    """Callables, so each image gets its own values (create_infotext passes `index`, the position in batch)."""
+    """Callables, so each image gets its own values (create_infotext passes `index`, the image's index in the
+    generation; its position in the current batch is index % batch_size). Each value written is remembered."""
 
-    def scores(index: int = 0, **_: Any) -> str | None:
-        return state.scores_text(index % max(int(getattr(p, "batch_size", 1)), 1))
+    def per_image(key: str, text: Callable[[int], str | None]) -> Callable[..., str | None]:
+        def value(index: int = 0, **_: Any) -> str | None:
+            out = text(index % max(int(getattr(p, "batch_size", 1)), 1))
+            state.written.setdefault(key, {})[index] = out
+            return out
 
-    def error(index: int = 0, **_: Any) -> str | None:
-        return state.error_text(index % max(int(getattr(p, "batch_size", 1)), 1))
+        return value
 
-    p.extra_generation_params["AE scores"] = scores
-    p.extra_generation_params["AE error"] = error
+    p.extra_generation_params["AE scores"] = per_image("AE scores", state.scores_text)
+    p.extra_generation_params["AE error"] = per_image("AE error", state.error_text)
+
+
+def freeze_infotext(p: Any, state: GenerationState) -> None:
+    """postprocess(): the images' infotexts are written; replace our callables by the first image's values.
+
+    Processed.js() serialises extra_generation_params; A1111 and Forge pass `default=` to json.dumps, Forge
+    Classic does not and fails on a function (HTTP 500 for every request, and in the UI). Plain strings work
+    in every host; a value no image got is dropped (an empty infotext value breaks paste-back).
+    """
+    for key in INFO_KEYS:
+        if callable(p.extra_generation_params.get(key)):
+            first = state.written.get(key, {}).get(0)
+            if first is None:
+                p.extra_generation_params.pop(key, None)
+            else:
+                p.extra_generation_params[key] = first
 
 
 def clear_infotext(p: Any, keys: tuple[str, ...]) -> None:

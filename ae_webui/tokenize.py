@@ -7,6 +7,7 @@ embeddings and long prompts land exactly where the cond tensor has them: column 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from modules import prompt_parser, shared
@@ -71,11 +72,23 @@ def first_subprompt(prompt: str) -> str:
     return flat[indexes[0][0][0]] if indexes and indexes[0] else prompt
 
 
+def _takes_use_old_scheduling(fn: Any) -> bool:
+    """A1111/Forge/Classic: (prompts, base_steps, hires_steps=None, use_old_scheduling=False); Neo has no 4th."""
+    try:
+        return "use_old_scheduling" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def schedule_texts(prompt: str, steps: int) -> list[tuple[int, str]]:
-    """(end_at_step, text) segments of the first sub-prompt's prompt-editing schedule."""
+    """(end_at_step, text) segments of the first sub-prompt's prompt-editing schedule, as the host computes it."""
     text = first_subprompt(prompt)
-    use_old = bool(getattr(shared.opts, "use_old_scheduling", False))
-    schedules = prompt_parser.get_learned_conditioning_prompt_schedules([text], steps, None, use_old)
+    schedule = prompt_parser.get_learned_conditioning_prompt_schedules
+    if _takes_use_old_scheduling(schedule):
+        use_old = bool(getattr(shared.opts, "use_old_scheduling", False))
+        schedules = schedule([text], steps, None, use_old)
+    else:
+        schedules = schedule([text], steps, None)
     return [(int(end), str(t)) for end, t in schedules[0]]
 
 

@@ -41,7 +41,7 @@ class AttendAndExciteScript(scripts.Script):
         maps.keep(p, pp.image)
 
     def postprocess(self, p: Any, processed: Any, *args: Any) -> None:
-        lifecycle.end(p)
+        lifecycle.finish(p)
         maps.add_to_gallery(p, processed)
 
 

@@ -37,3 +37,16 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# Real-host tests (tests/realhost, tests/comfy) run last, so that the quick tests run while .ci/run builds the
+# hosts' venvs in the background (tests.realhost.hostenv; each build is locked, a fixture waits for its own).
+SLOW_DIRS = ("realhost", "comfy")
+
+
+def pytest_collection_modifyitems(config, items):
+    def late(item) -> bool:
+        parts = Path(str(item.fspath)).parts
+        return any(d in parts for d in SLOW_DIRS)
+
+    items.sort(key=late)  # stable: each group keeps its own order

@@ -18,11 +18,24 @@ to the plain step:
 Saved for backward: distinct storages autograd keeps (saved_tensors_hooks; parameters excluded), as a ratio
 to a full-UNet backward (the same A&E pass, untruncated, weights as they come).
 Projected: (20 plain + 10 altered) / (20 plain) for 20 steps with 10 altered and no refinement.
+
+Forge-style pass, on the same UNet: Forge, Forge Classic, Forge Neo and ComfyUI load the weights and sample
+under torch.inference_mode(), so the weights are inference tensors. The same weights are made inference tensors
+here (zero-copy, under inference_mode, as such a load makes them) and both steps run inside inference mode:
+  plain CFG step       the same forward on 2B rows, under inference_mode
+  ours in grad_scope   the altered step inside ae_lib.autograd.grad_scope(unet, clone_norms=True), as the
+                       extension runs it there: out of inference mode, every parameter swapped for a normal
+                       alias and back (each pass), and norm1/2/3 inputs cloned (forced on; ldm's blocks add
+                       residuals out of place, Forge's in place)
+  alias swap alone     normal_parameters(unet) in and out, nothing else: what the swap costs per pass
+Printed as ratios to that run's own plain steps (Forge-style and A1111-style), plus the bytes the norm clones
+copy per pass and what autograd keeps with them (vs the A1111-style pass).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import os
 import platform
@@ -37,10 +50,13 @@ import torch
 import torch.nn.functional as F
 from ldm.modules import attention as ldm_attention
 from ldm.modules.diffusionmodules.openaimodel import UNetModel
+from torch import nn
 
+import ae_lib.autograd as autograd_module
 import ae_lib.capture as capture_module
 from ae_demo.tiny import CONTEXT_DIM, make_unet
 from ae_lib import AEParams, AttendExcite, AttentionCapture, ImageTarget, Schedule, StepResult
+from ae_lib.autograd import grad_scope, normal_parameters
 from ae_lib.capture import target_grid
 from ae_lib.memory import unet_blocks
 from ae_lib.scores import image_loss, subject_scores
@@ -135,6 +151,82 @@ def make_bench(unet: torch.nn.Module, context_dim: int, latent: int, batch: int 
     context = torch.randn(batch, 77, context_dim, generator=g)
     uncond = torch.randn(batch, 77, context_dim, generator=g)
     return Bench(unet, z, context, uncond)
+
+
+def _inference_alias(t: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return torch.empty(0, dtype=t.dtype, device=t.device).set_(
+            t.untyped_storage(), t.storage_offset(), t.shape, t.stride()
+        )
+
+
+def with_inference_weights(unet: nn.Module) -> nn.Module:
+    """The same UNet as a Forge-family host holds it: a copy of the module tree whose parameters and buffers are
+    inference tensors (made under torch.inference_mode(), as such a host's load makes them) over the original
+    storage. No weight is copied, so both UNets compute with the very same numbers."""
+    memo: dict[int, object] = {}
+    for p in unet.parameters():
+        with torch.inference_mode():
+            memo[id(p)] = nn.Parameter(_inference_alias(p), requires_grad=False)
+    for b in unet.buffers():
+        memo[id(b)] = _inference_alias(b)
+    return copy.deepcopy(unet, memo)
+
+
+@dataclass
+class ForgeStyle:
+    """The A&E step as a Forge-family host runs it: inference-tensor weights and inputs, sampling in
+    inference_mode, the pass inside grad_scope with the alias swap and the norm-input clones."""
+
+    bench: Bench
+    swapped: int = 0
+    cloned: list[int] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, a1111: Bench) -> ForgeStyle:
+        unet = with_inference_weights(a1111.unet)
+        with torch.inference_mode():
+            z, context, uncond = (t.clone() for t in (a1111.z, a1111.context, a1111.uncond))
+        return cls(Bench(unet, z, context, uncond))
+
+    @contextmanager
+    def scope(self) -> Iterator[torch.Tensor]:
+        """What ae_webui's session does at an altered step: the latent cloned inside the scope (a normal tensor)."""
+        with torch.inference_mode(), grad_scope(self.bench.unet, clone_norms=True):
+            yield self.bench.z.clone()
+
+    def plain(self) -> None:
+        with torch.inference_mode():
+            self.bench.plain()
+
+    def ours(self) -> None:
+        b = self.bench
+        with self.scope() as z:
+            b.last = b.engine.step(ALTERED_INDEX, z, b.run_cond, b.targets)
+
+    def evaluate(self) -> None:
+        b = self.bench
+        with self.scope() as z:
+            b.engine.evaluate(z, b.rows, b.run_cond, b.targets, b.grid)
+
+    def swap(self) -> None:
+        with torch.inference_mode(), normal_parameters(self.bench.unet) as n:
+            self.swapped = n
+
+    def clone_bytes(self) -> int:
+        """Bytes the norm-input clones copy in one pass (evaluate), counted at grad_scope's own pre-hook."""
+        original = autograd_module._clone_input
+        self.cloned = []
+
+        def counting(module: nn.Module, args: tuple) -> tuple | None:
+            out = original(module, args)
+            if out is not None:
+                self.cloned.append(out[0].untyped_storage().nbytes())
+            return out
+
+        with mock.patch.object(autograd_module, "_clone_input", counting):
+            self.evaluate()
+        return sum(self.cloned)
 
 
 def build_sd15() -> UNetModel:
@@ -270,6 +362,38 @@ def report(name: str, bench: Bench, samples: dict[str, list[float]], saved: dict
     return {"altered": ratios["ours"], "saved": saved_ratio, "projected": projected(ratios["ours"])}
 
 
+def report_forge(forge: ForgeStyle, samples: dict[str, list[float]], saved_a1111: SavedBytes) -> dict[str, float]:
+    """The Forge-style rows, as ratios to the same run's plain steps and A1111-style altered step."""
+    median = {k: statistics.median(v) for k, v in samples.items()}
+    plain = median["forge_plain"]
+    print("  Forge-style host, same UNet: weights and inputs as inference tensors, sampling under inference_mode;")
+    print("  the altered step inside grad_scope(unet, clone_norms=True): alias swap + norm-input clones every pass")
+    print(f"  {'time':44s}{'median s':>10s}{'min s':>10s}{'x plain':>10s}")
+    rows = [
+        ("forge_plain", "plain CFG step (inference mode, 2B rows)"),
+        ("forge_ours", "ours in grad_scope: altered step (B rows)"),
+        ("swap", f"alias swap alone (in + out, {forge.swapped} tensors)"),
+    ]
+    for key, label in rows:
+        print(f"  {label:44s}{median[key]:10.4f}{min(samples[key]):10.4f}{median[key] / plain:10.4f}")
+    altered = median["forge_ours"] / plain
+    vs_a1111 = median["forge_ours"] / median["ours"]
+    print(
+        f"  Forge-style / A1111-style: altered step {vs_a1111:.3f}x, plain step "
+        f"{median['forge_plain'] / median['plain']:.3f}x; alias swap = "
+        f"{100 * median['swap'] / median['forge_ours']:.2f}% of the Forge-style altered step"
+    )
+    cloned = forge.clone_bytes()
+    saved = measure_saved(forge.bench, forge.evaluate).total
+    print(
+        f"  norm-input clones: {len(forge.cloned)} per pass, {cloned / MIB:.1f} MiB copied; saved for backward "
+        f"{saved / MIB:.1f} MiB vs {saved_a1111.total / MIB:.1f} MiB A1111-style "
+        f"({saved / saved_a1111.total:.3f}x, {(saved - saved_a1111.total) / MIB:+.1f} MiB)"
+    )
+    print(f"  projected (20 steps, 10 altered, no refinement): Forge-style ours {projected(altered):.3f}x")
+    return {"forge_altered": altered, "forge_vs_a1111": vs_a1111}
+
+
 def check_targets(ratios: dict[str, float]) -> None:
     names = {"altered": "altered step <= 0.9 plain", "saved": "saved <= 50% of full", "projected": "projected <= 1.45x"}
     parts = [f"{names[k]}: {'met' if ratios[k] <= v else 'NOT met'} ({ratios[k]:.3f})" for k, v in TARGETS.items()]
@@ -280,15 +404,21 @@ def run_model(
     name: str, unet: torch.nn.Module, context_dim: int, args: argparse.Namespace, repeats: int
 ) -> dict[str, float]:
     bench = make_bench(unet, context_dim, args.latent)
+    forge = ForgeStyle.of(bench)
     cases = {
         "plain": bench.plain,
         "ours": bench.ours,
         "ours_ckpt": bench.ours_ckpt,
         "reference": bench.reference,
         "refinement": bench.refinement,
+        "forge_plain": forge.plain,
+        "forge_ours": forge.ours,
+        "swap": forge.swap,
     }
     samples = time_cases(cases, args.warmup, repeats)
-    return report(name, bench, samples, saved_bytes(bench))
+    saved = saved_bytes(bench)
+    ratios = report(name, bench, samples, saved)
+    return {**ratios, **report_forge(forge, samples, saved["ours"])}
 
 
 def machine() -> str:

@@ -3,6 +3,7 @@ leaving the model as it was), bytes saved for backward. No timings here: see ben
 
 from __future__ import annotations
 
+import argparse
 import copy
 from contextlib import nullcontext
 
@@ -15,7 +16,7 @@ from ae_demo.tiny import CONTEXT_DIM, cond_runner, make_context
 from ae_lib import AEParams, AttendExcite, AttentionCapture, ImageTarget, Schedule
 from ae_lib.capture import target_grid
 from ae_lib.memory import checkpointed_blocks, frozen_parameters, unet_blocks
-from benchmarks.step_cost import make_bench, saved_bytes
+from benchmarks.step_cost import ForgeStyle, make_bench, run_model, saved_bytes
 from tests.test_capture import _module_state
 
 TEXT = tuple(range(1, 76))
@@ -177,3 +178,62 @@ def test_bytes_saved_for_backward_at_most_half_of_a_full_unet_backward(sd1_unet)
     assert saved["ours"] < saved["truncated"] < saved["full"]
     assert saved["ours"] <= 0.5 * saved["full"]
     assert saved["ckpt"] < saved["ours"]
+
+
+def test_forge_style_step_is_exact_and_leaves_the_inference_weights_in_place(sd1_unet):
+    """The benchmark's Forge-style pass: the same weights as inference tensors, A&E through grad_scope."""
+    bench = make_bench(sd1_unet, CONTEXT_DIM, latent=16)
+    forge = ForgeStyle.of(bench)
+    weights = list(forge.bench.unet.parameters())
+    assert weights and all(p.is_inference() for p in weights)
+    assert [p.data_ptr() for p in weights] == [p.data_ptr() for p in sd1_unet.parameters()]  # zero-copy
+    assert not any(p.is_inference() for p in sd1_unet.parameters())
+
+    with torch.no_grad():  # A1111 (no_grad) and Forge (inference_mode) plain steps compute the same numbers
+        expected = sd1_unet(
+            torch.cat([bench.z] * 2), torch.full((2,), 500.0), context=torch.cat([bench.uncond, bench.context])
+        )
+    with torch.inference_mode():
+        got = forge.bench.unet(
+            torch.cat([forge.bench.z] * 2),
+            torch.full((2,), 500.0),
+            context=torch.cat([forge.bench.uncond, forge.bench.context]),
+        )
+    assert torch.equal(got, expected)
+
+    bench.ours()
+    forge.ours()
+    assert forge.bench.last.losses == bench.last.losses and forge.bench.last.losses[0] > 0
+    assert torch.equal(forge.bench.last.latent, bench.last.latent)
+    assert not torch.equal(bench.last.latent, bench.z)
+    assert list(forge.bench.unet.parameters()) == weights  # the originals are back after every pass
+    assert all(p.is_inference() for p in forge.bench.unet.parameters())
+
+
+def test_forge_style_pass_clones_norm_inputs_and_swaps_every_tensor(sd1_unet):
+    bench = make_bench(sd1_unet, CONTEXT_DIM, latent=16)
+    forge = ForgeStyle.of(bench)
+    forge.swap()
+    assert forge.swapped == len(list(sd1_unet.parameters())) + len(list(sd1_unet.buffers()))
+    forge.evaluate()  # the capture learns its layer count: the pass after it is truncated
+    assert forge.clone_bytes() > 0
+    norms = [m for name, m in sd1_unet.named_modules() if name.rsplit(".", 1)[-1] in ("norm1", "norm2", "norm3")]
+    assert 0 < len(forge.cloned) < len(norms)  # truncated: the norms after the last target layer never run
+    assert not any(m._forward_pre_hooks for m in norms)  # the clones end with the pass: plain steps clone nothing
+
+
+def test_quick_benchmark_prints_the_forge_style_rows(sd1_unet, capsys):
+    args = argparse.Namespace(latent=16, warmup=0)
+    ratios = run_model("tiny", sd1_unet, CONTEXT_DIM, args, repeats=1)
+    out = capsys.readouterr().out
+    for line in (
+        "plain CFG step (inference mode",
+        "ours in grad_scope",
+        "alias swap alone (in + out,",
+        "Forge-style / A1111-style: altered step",
+        "norm-input clones:",
+        "Forge-style ours",
+    ):
+        assert line in out
+    assert {"forge_altered", "forge_vs_a1111"} <= ratios.keys()
+    assert all(v > 0 for v in ratios.values())

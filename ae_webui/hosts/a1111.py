@@ -17,19 +17,6 @@ class A1111Host(Host):
     def unet(self, sd_model: Any) -> nn.Module:
         return sd_model.model.diffusion_model
 
-    def text_wrapper(self, sd_model: Any) -> Any:
-        """SD1/SD2: cond_stage_model; SDXL: the first embedder with tokenize_line (CLIP-L); §5.5 of the host doc."""
-        conditioner = getattr(sd_model, "conditioner", None)
-        if conditioner is not None:
-            for embedder in getattr(conditioner, "embedders", []):
-                if hasattr(embedder, "tokenize_line"):
-                    return embedder
-        wrapper = getattr(sd_model, "cond_stage_model", None)
-        if wrapper is None or not hasattr(wrapper, "tokenize_line"):
-            msg = "the loaded model has no text wrapper with tokenize_line"
-            raise RuntimeError(msg)
-        return wrapper
-
     def problem(self, p: Any) -> str | None:
         from modules import sd_unet, shared
 

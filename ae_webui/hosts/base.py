@@ -14,6 +14,27 @@ from ae_lib.autograd import grad_scope
 RunCond = Callable[[torch.Tensor, list[int]], Any]
 
 
+# Where each WebUI keeps the text side whose columns the UNet's context has, first match wins:
+# SDXL's CLIP-L embedder (A1111's conditioner, or Forge/Neo's `_l` engine: its columns line up with CLIP-G's),
+# A1111/Classic's hijacked `cond_stage_model`, Forge/Neo's `text_processing_engine` (Neo: ClassicTextProcessingEngine
+# or upstream's ClipEngine, the same tokenize_line/id_end/tokenizer).
+TEXT_ATTRIBUTES = ("text_processing_engine", "text_processing_engine_l", "cond_stage_model")
+
+
+def find_text_engine(sd_model: Any) -> Any:
+    """The model's text engine with `tokenize_line`, found by what the model has (not by host name)."""
+    conditioner = getattr(sd_model, "conditioner", None)
+    for embedder in getattr(conditioner, "embedders", None) or []:
+        if hasattr(embedder, "tokenize_line"):
+            return embedder
+    for attr in TEXT_ATTRIBUTES:
+        engine = getattr(sd_model, attr, None)
+        if engine is not None and hasattr(engine, "tokenize_line"):
+            return engine
+    msg = f"{type(sd_model).__name__} has no text engine with tokenize_line (looked at conditioner, {TEXT_ATTRIBUTES})"
+    raise RuntimeError(msg)
+
+
 class Host:
     name = "?"
 
@@ -23,7 +44,7 @@ class Host:
 
     def text_wrapper(self, sd_model: Any) -> Any:
         """The object whose tokenize_line(text) gives the cond's PromptChunks (with id_end and a tokenizer)."""
-        raise NotImplementedError
+        return find_text_engine(sd_model)
 
     def is_sd1(self, sd_model: Any) -> bool:
         return bool(getattr(sd_model, "is_sd1", True)) and not bool(getattr(sd_model, "is_sdxl", False))

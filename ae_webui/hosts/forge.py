@@ -40,15 +40,6 @@ class ForgeHost(Host):
     def unet(self, sd_model: Any) -> nn.Module:
         return sd_model.forge_objects.unet.model.diffusion_model
 
-    def text_wrapper(self, sd_model: Any) -> Any:
-        """SD1/SD2: text_processing_engine; SDXL: the CLIP-L engine (its columns line up with CLIP-G's)."""
-        for attr in ("text_processing_engine", "text_processing_engine_l", "text_processing_engine_g"):
-            engine = getattr(sd_model, attr, None)
-            if engine is not None and hasattr(engine, "tokenize_line"):
-                return engine
-        msg = f"{type(sd_model).__name__} has no text-processing engine with tokenize_line"
-        raise RuntimeError(msg)
-
     def problem(self, p: Any) -> str | None:
         from modules import shared
 

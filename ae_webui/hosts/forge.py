@@ -24,7 +24,15 @@ def model_problem(model: Any) -> str | None:
     network = objects.unet.model.diffusion_model
     if not find_cross_attention(network):
         return (f"{type(model).__name__} ({type(network).__name__}) has no UNet cross-attention (attn2) layers, "
-                "which A&E needs: Flux, Chroma and SD3 are transformers without them")
+                "which A&E needs (SD1.5/SDXL UNets): Flux, Chroma, SD3, Wan, Qwen-Image, Lumina, Z-Image and "
+                "the other transformers have none")
+    # KModel's predictor: A&E's latent update assumes the UNet sees x/sqrt(sigma^2+1) (noise or v prediction);
+    # a flow-matching model on a UNet (Neo's Mugen, rectified-flow SDXL) sees x itself ("const").
+    predictor = getattr(objects.unet.model, "predictor", None)
+    kind = getattr(predictor, "prediction_type", None)
+    if predictor is not None and kind not in ("epsilon", "v_prediction"):
+        return (f"{type(model).__name__} is a {'flow-matching' if kind == 'const' else repr(kind)} model "
+                f"({type(predictor).__name__}): A&E works on noise- or v-prediction models (SD1.5, SDXL)")
     model_options = objects.unet.model_options
     if model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2"):
         return "another feature replaces the UNet's cross-attention (e.g. IP-Adapter); its maps are not visible"

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,11 +37,17 @@ def _install(kind: str) -> hostenv.HostInstall:
         pytest.skip(str(error))
 
 
-def _webui(kind: str, tmp_path_factory: pytest.TempPathFactory, extra_args: list[str]) -> Iterator[WebUI]:
+def _ckpt_dir(kind: str) -> Path:
     install = _install(kind)
     t0 = time.monotonic()
     ckpt_dir = models.ensure(install)
-    TIMINGS[f"{kind} checkpoints"] = time.monotonic() - t0
+    TIMINGS[f"{kind} checkpoints"] = TIMINGS.get(f"{kind} checkpoints", 0.0) + time.monotonic() - t0
+    return ckpt_dir
+
+
+def _webui(kind: str, tmp_path_factory: pytest.TempPathFactory, extra_args: list[str]) -> Iterator[WebUI]:
+    install = _install(kind)
+    ckpt_dir = _ckpt_dir(kind)
     webui = WebUI(install, tmp_path_factory.mktemp(f"{kind}-host") / "webui", ckpt_dir, extra_args)
     webui.prepare()
     webui.start()
@@ -59,6 +66,20 @@ def a1111(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebUI]:
 @pytest.fixture(scope="session")
 def forge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebUI]:
     yield from _webui("forge", tmp_path_factory, [])
+
+
+@pytest.fixture(scope="session")
+def classic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebUI]:
+    """Forge Classic loads a model at start-up: the SD1.5 one (the only family its targets use)."""
+    from tests.realhost.checkpoints_forge import file_name
+
+    yield from _webui("classic", tmp_path_factory, ["--ckpt", str(_ckpt_dir("classic") / file_name("sd15"))])
+
+
+@pytest.fixture(scope="session")
+def neo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebUI]:
+    """Forge Neo selects the first checkpoint in --ckpt-dirs (it has no --ckpt); the tests pick theirs by name."""
+    yield from _webui("neo", tmp_path_factory, [])
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -108,3 +129,25 @@ def use_model(webui: WebUI, name: str) -> None:
     title = next((t for t in titles if t.startswith(name)), None)
     assert title is not None, f"{name} not among {titles}"
     webui.post("/sdapi/v1/options", {"sd_model_checkpoint": title})
+
+
+def hires_upscaler(webui: WebUI) -> dict[str, Any]:
+    """The hires fields this host's API needs, by what it offers: "Latent" where it lists latent upscale modes
+    (Neo lists none: an image upscaler, "None" is a plain resize), and `hr_additional_modules` where the request
+    has that field (Forge and Neo raise without it: modules/processing.py, StableDiffusionProcessingTxt2Img)."""
+    latent = [m["name"] for m in webui.get("/sdapi/v1/latent-upscale-modes")]
+    images = [u["name"] for u in webui.get("/sdapi/v1/upscalers")]
+    upscaler = "Latent" if "Latent" in latent else "None"
+    assert upscaler in latent or upscaler in images, (latent, images)
+    fields = {"hr_upscaler": upscaler}
+    if "hr_additional_modules" in request_fields(webui, "txt2img"):
+        fields["hr_additional_modules"] = ["Use same choices"]
+    return fields
+
+
+def request_fields(webui: WebUI, route: str) -> set[str]:
+    """The fields of the request body of /sdapi/v1/{route}, from the host's own OpenAPI schema."""
+    schema = webui.get("/openapi.json")
+    body = schema["paths"][f"/sdapi/v1/{route}"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    ref = body.get("$ref") or body["allOf"][0]["$ref"]
+    return set(schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]["properties"])

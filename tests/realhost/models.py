@@ -1,21 +1,29 @@
-"""The tiny checkpoints each real host loads, built once per builder version by the host's own python."""
+"""The tiny checkpoints each real host loads, built once per builder version by a host's own python."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from tests.realhost import hostenv
 from tests.realhost.hostenv import CACHE, HostInstall
+
+# Forge Classic and Forge Neo load the Forge test checkpoints as they are (SOURCES.md); Forge's venv builds them
+# (its `backend` is the builder's, tests/realhost/checkpoints_forge.py; Classic has no `backend` at all).
+FORGE_FAMILY = {"forge", "classic", "neo"}
 
 
 def ensure(install: HostInstall) -> Path:
-    """The folder of checkpoints for this host (passed to it as --ckpt-dir)."""
+    """The folder of checkpoints for this host (passed to it as --ckpt-dir, Neo: --ckpt-dirs)."""
     if install.kind.name == "a1111":
         from tests.realhost.checkpoints import ensure_a1111
 
         return ensure_a1111(install)
+    if install.kind.name not in FORGE_FAMILY:
+        msg = f"no test checkpoints for {install.kind.name}"
+        raise ValueError(msg)
     from tests.realhost.checkpoints_forge import VERSION, build_with
 
+    builder = install if install.kind.name == "forge" else hostenv.ensure("forge")
     dest = CACHE / f"ckpt-forge-v{VERSION}"  # one version per folder: Forge lists (and may pick) every file there
-    build_with(install, dest)
+    build_with(builder, dest)
     return dest
-

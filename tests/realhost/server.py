@@ -1,4 +1,5 @@
-"""Start a real WebUI (A1111 or Forge) on CPU on a free loopback port, wait until its API answers, stop it by PID.
+"""Start a real WebUI (A1111, Forge, Forge Classic or Forge Neo) on CPU on a free loopback port, wait until its API
+answers, stop it by its process group.
 
 Each session works in its own copy of the host tree, so outputs, config.json and the extensions folder never
 touch the cached source. This checkout is linked into `extensions/`, as a user's clone would be.
@@ -26,14 +27,21 @@ EXTENSION_NAME = "sd-webui-attend-and-excite"
 SUPPORT_EXT = Path(__file__).resolve().parent / "support_ext"
 START_TIMEOUT_S = float(os.environ.get("AE_HOST_START_TIMEOUT", "420"))
 COMMON_ARGS = [
-    "--skip-prepare-environment", "--skip-torch-cuda-test", "--skip-version-check", "--no-download-sd-model",
-    "--do-not-download-clip", "--api", "--server-name", "127.0.0.1", "--no-hashing",
+    "--skip-prepare-environment", "--skip-torch-cuda-test", "--skip-version-check", "--api", "--server-name",
+    "127.0.0.1", "--no-hashing",
 ]
 READY_LINE = "Startup time:"
+# Each host's own flags (SOURCES.md). Forge Neo has no --no-download-sd-model / --do-not-download-clip (it downloads
+# nothing), takes --cpu for Forge's --always-cpu and --ckpt-dirs for --ckpt-dir; Classic has no
+# --do-not-download-clip; both check the Python version (Classic 3.10, Neo 3.13) and run pip unless told not to.
 HOST_ARGS = {
-    "a1111": ["--use-cpu", "all", "--no-half", "--opt-sdp-attention"],
-    "forge": ["--always-cpu"],
+    "a1111": ["--no-download-sd-model", "--do-not-download-clip", "--use-cpu", "all", "--no-half",
+              "--opt-sdp-attention"],
+    "forge": ["--no-download-sd-model", "--do-not-download-clip", "--always-cpu"],
+    "classic": ["--no-download-sd-model", "--skip-install", "--skip-python-version-check", "--always-cpu"],
+    "neo": ["--skip-install", "--skip-python-version-check", "--cpu"],
 }
+CKPT_DIR_ARG = {"neo": "--ckpt-dirs"}  # the others: --ckpt-dir
 # Options a test host starts with: no live previews (they decode latents on the CPU at every few steps),
 # no update checks, no saving of grids.
 BASE_CONFIG = {
@@ -44,12 +52,24 @@ BASE_CONFIG = {
     "save_images_add_number": True,
     "sd_checkpoint_hash": "",
 }
+# Neo asks on stdin about an "old version" unless config.json carries its VERSION_UID (modules/launch_utils.py).
+HOST_CONFIG = {"neo": {"VERSION_UID": "PY313"}}
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def host_env() -> dict[str, str]:
@@ -88,7 +108,8 @@ class WebUI:
         if with_extension:
             (ext / EXTENSION_NAME).symlink_to(ROOT, target_is_directory=True)
         (ext / "ae-test-support").symlink_to(SUPPORT_EXT, target_is_directory=True)
-        (self.workdir / "config.json").write_text(json.dumps(BASE_CONFIG))
+        config = {**BASE_CONFIG, **HOST_CONFIG.get(self.install.kind.name, {})}
+        (self.workdir / "config.json").write_text(json.dumps(config))
         # Files the tiny checkpoints' build leaves for models/VAE-approx/ (vaeapprox-sdxl.pt: SDXL would download it).
         approx = self.ckpt_dir / "VAE-approx"
         if approx.is_dir():
@@ -100,9 +121,10 @@ class WebUI:
     def start(self) -> None:
         self.port = free_port()
         self.log_path = self.workdir / "webui.log"
+        kind = self.install.kind.name
         args = [
-            str(self.install.python), "launch.py", *COMMON_ARGS, *HOST_ARGS[self.install.kind.name],
-            "--port", str(self.port), "--ckpt-dir", str(self.ckpt_dir), *self.extra_args,
+            str(self.install.python), "launch.py", *COMMON_ARGS, *HOST_ARGS[kind], "--port", str(self.port),
+            CKPT_DIR_ARG.get(kind, "--ckpt-dir"), str(self.ckpt_dir), *self.extra_args,
         ]
         t0 = time.monotonic()
         with self.log_path.open("w") as log:
@@ -146,14 +168,20 @@ class WebUI:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        """SIGTERM to the whole process group, SIGKILL after 20 s; also when the leader is gone but a child of it
+        lingers (Neo's process stays after its server closes)."""
+        if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        for sig, wait in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break  # no process of the group is left
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=wait)
+            if not _group_alive(self.proc.pid):
+                break
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
 
     # --- the API -------------------------------------------------------------------------------------------

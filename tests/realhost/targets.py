@@ -13,7 +13,7 @@ from tests.realhost.server import WebUI
 @dataclass(frozen=True)
 class Target:
     id: str
-    host: str  # the fixture's name: "a1111" or "forge"
+    host: str  # the fixture's name: "a1111", "forge", "classic" or "neo"
     model: str  # the checkpoint's file stem, as /sdapi/v1/sd-models lists it
     family: str  # "sd1", "sd2" or "sdxl"
 
@@ -26,9 +26,14 @@ TARGETS = {
         Target("a1111-sdxl", "a1111", "ae-tiny-sdxl", "sdxl"),
         Target("forge-sd15", "forge", file_name("sd15").removesuffix(".safetensors"), "sd1"),
         Target("forge-sdxl", "forge", file_name("sdxl").removesuffix(".safetensors"), "sdxl"),
+        # Forge Classic and Forge Neo load the Forge test checkpoints as they are.
+        Target("classic-sd15", "classic", file_name("sd15").removesuffix(".safetensors"), "sd1"),
+        Target("neo-sd15", "neo", file_name("sd15").removesuffix(".safetensors"), "sd1"),
+        Target("neo-sdxl", "neo", file_name("sdxl").removesuffix(".safetensors"), "sdxl"),
     )
 }
-SD1 = ["a1111-sd1", "forge-sd15"]
+# The full scenario list runs on one SD1 target per host; the cheap checks and the rise test on every target.
+SD1 = ["a1111-sd1", "forge-sd15", "classic-sd15", "neo-sd15"]
 ALL = list(TARGETS)
 
 

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.realhost.conftest import ae, generate
+from tests.realhost.conftest import ae, generate, hires_upscaler
 from tests.realhost.targets import ALL, SD1, Live, select
 
 pytestmark = pytest.mark.realhost
@@ -120,9 +120,7 @@ def test_batch_and_count(sd1: Live) -> None:
 
 def test_hires_pass(sd1: Live) -> None:
     base = {"prompt": PROMPT, "enable_hr": True, "hr_scale": 2, "hr_second_pass_steps": 4, "denoising_strength": 0.6,
-            "hr_upscaler": "Latent"}
-    if sd1.target.host == "forge":  # Forge's API raises without it (modules/processing.py:...Txt2Img.sample)
-        base["hr_additional_modules"] = ["Use same choices"]
+            **hires_upscaler(sd1.webui)}
     first_only = generate(sd1.webui, {**base, "alwayson_scripts": ae(subjects="cat, frog")})
     both = generate(sd1.webui, {**base, "alwayson_scripts": ae(subjects="cat, frog", hires=True)})
     assert first_only.pixels().shape[:2] == (128, 128)

@@ -37,8 +37,9 @@ PERSISTS = 0.02  # step 1's x moves by at least 2 % of the step-0 update when th
 DISCARDED = 1e-3  # and by no more than this (thread noise) when the sampler never reads x after the call
 # Samplers whose next latent reads x only through the model call, so that the in-place update and an update of
 # the model input only are the same thing (nothing to persist): modules/sd_samplers_lcm.py:sample_lcm does
-# `denoised = model(x, ...)`, `x = denoised`, `x += sigmas[i + 1] * noise` (A1111 v1.10.1 and Forge).
-MODEL_ONLY = {"LCM"}
+# `denoised = model(x, ...)`, `x = denoised`, `x += sigmas[i + 1] * noise` (A1111 v1.10.1 and Forge); Forge
+# Classic's "LCM Karras" is ldm_patched's sample_lcm, the same loop (modules_forge/forge_alter_samplers.py).
+MODEL_ONLY = {"LCM", "LCM Karras"}
 
 
 @dataclass

@@ -106,8 +106,11 @@ def end(p: Any) -> None:
     """Remove this generation's hook (idempotent; called at every boundary)."""
     state = get_state(p)
     if state is not None and state.session is not None:
+        missed = state.session.missed()
         state.session.remove()
         state.session = None
+        if missed:
+            state.warn(missed)
 
 
 def finish(p: Any) -> None:

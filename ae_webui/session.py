@@ -52,6 +52,7 @@ class Session:
         self.denoiser = p.sampler.model_wrap_cfg
         self.handle = self.denoiser.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
         self.active = True
+        self.steps_run = 0  # altered steps the engine ran in this sampling run
         self._targets: dict[tuple[int, str], ImageTarget | None] = {}
 
     def remove(self) -> None:
@@ -59,6 +60,16 @@ class Session:
         if self.handle is not None:
             self.handle.remove()
             self.handle = None
+
+    def missed(self) -> str | None:
+        """Why A&E never acted in a run that overlapped its window (no silent no-op), or None."""
+        start, window = self.spec.position.start, self.engine.schedule.alter_until
+        if not self.active or self.steps_run or start >= window or _interrupted():
+            return None
+        if self.state.messages or any(r.problem for r in self.state.images.values()):
+            return None  # already said why
+        return (f"A&E did not act: the sampler made no model call A&E could use at steps {start}-{window - 1} of "
+                f"'{self.spec.sampler_name}' (another extension may replace the CFG denoiser's call)")
 
     def stand_down(self, reason: str) -> None:
         self.state.warn(f"A&E stood down for this image: {reason}")
@@ -100,6 +111,7 @@ class Session:
             result = self.engine.step(index, z, run_cond, targets, _interrupted, self._progress)
         if result is None:
             return
+        self.steps_run += 1
         apply_model_update(x, z, result.latent, family_sigma)  # in the host's own grad mode: x is its tensor
         self._record(result, targets, index, target_grid(tuple(x.shape[-2:]), self.state.params.attention_res))
 

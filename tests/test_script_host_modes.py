@@ -11,6 +11,7 @@ from modules import shared
 from modules.infotext_utils import parse_generation_parameters
 
 from ae_webui import hosts
+from ae_webui import session as session_module
 from tests import webui_host as host
 from tests.test_autograd_scope import _inference_copy
 from tests.webui_host import ae, model_state, run_txt2img
@@ -66,3 +67,20 @@ def test_generation_params_serialise_without_a_default():
     assert json.loads(text)["AE scores"] == first["AE scores"]
     assert "AE error" not in json.loads(text)
     assert all("AE scores" in i for i in processed.infotexts)
+
+
+def test_a_run_in_which_the_hook_never_fires_is_reported(monkeypatch):
+    """A host or extension that calls the denoiser without its hooks: A&E says it did not act."""
+    original = session_module.Session.__init__
+
+    def unhooked(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.handle.remove()  # as if the sampler never went through the CFG denoiser's __call__
+
+    monkeypatch.setattr(session_module.Session, "__init__", unhooked)
+    processed, _ = run_txt2img(ae(), steps=4)
+    info = parse_generation_parameters(processed.infotexts[0])
+    assert "A&E did not act" in info["AE error"] and "AE scores" not in info
+    monkeypatch.undo()
+    processed, _ = run_txt2img(ae(), steps=4)
+    assert "AE error" not in parse_generation_parameters(processed.infotexts[0])

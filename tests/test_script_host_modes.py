@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -82,5 +83,20 @@ def test_a_run_in_which_the_hook_never_fires_is_reported(monkeypatch):
     info = parse_generation_parameters(processed.infotexts[0])
     assert "A&E did not act" in info["AE error"] and "AE scores" not in info
     monkeypatch.undo()
+    processed, _ = run_txt2img(ae(), steps=4)
+    assert "AE error" not in parse_generation_parameters(processed.infotexts[0])
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"transformer_options": {"patches_replace": {"attn2": {("input", 4): object()}}}}, "replaces the UNet's cross"),
+    ({"model_function_wrapper": lambda f, args: f(args["input"], args["timestep"], **args["c"])}, "wraps the UNet"),
+])
+def test_classic_style_unet_patcher_options_are_refused(monkeypatch, options, expected):
+    """Forge Classic keeps A1111's model and samples through `forge_objects.unet`: its patches are checked too."""
+    patcher = SimpleNamespace(model_options=options)
+    monkeypatch.setattr(shared.sd_model, "forge_objects", SimpleNamespace(unet=patcher), raising=False)
+    processed, _ = run_txt2img(ae(), steps=4)
+    assert expected in parse_generation_parameters(processed.infotexts[0])["AE error"] and processed.images
+    patcher.model_options = {}
     processed, _ = run_txt2img(ae(), steps=4)
     assert "AE error" not in parse_generation_parameters(processed.infotexts[0])

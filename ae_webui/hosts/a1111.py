@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ae_webui.hosts.base import Host, RunCond
+from ae_webui.hosts.base import Host, RunCond, patcher_problem
 
 
 class A1111Host(Host):
@@ -26,7 +26,8 @@ class A1111Host(Host):
             return "--lowvram moves UNet blocks off the GPU between forward and backward"
         if getattr(shared.sd_model, "is_sd3", False):
             return "SD3 has no cross-attention layers"
-        return None
+        objects = getattr(shared.sd_model, "forge_objects", None)  # Forge Classic samples through a UNet patcher
+        return patcher_problem(objects.unet) if getattr(objects, "unet", None) is not None else None
 
     def cond_runner(
         self, sd_model: Any, denoiser: Any, tensor: Any, rows: list[int], image_cond: Any, sigma: torch.Tensor,

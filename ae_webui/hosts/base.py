@@ -35,6 +35,18 @@ def find_text_engine(sd_model: Any) -> Any:
     raise RuntimeError(msg)
 
 
+def patcher_problem(unet_patcher: Any) -> str | None:
+    """Forge-family UNet patchers (Forge, Neo, Classic's old-Forge `forge_objects.unet`): options that change what
+    the UNet computes in a way A&E's own pass cannot see or repeat."""
+    options = getattr(unet_patcher, "model_options", None) or {}
+    if options.get("transformer_options", {}).get("patches_replace", {}).get("attn2"):
+        return "another feature replaces the UNet's cross-attention (e.g. IP-Adapter); its maps are not visible"
+    if options.get("model_function_wrapper") is not None:  # sampling_function.calc_cond_uncond_batch
+        return ("another feature wraps the UNet's forward (e.g. MultiDiffusion's tiles); A&E's pass would not run "
+                "the model the sampler runs")
+    return None
+
+
 class Host:
     name = "?"
 

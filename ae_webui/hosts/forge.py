@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ae_lib.capture import find_cross_attention
-from ae_webui.hosts.base import Host, RunCond
+from ae_webui.hosts.base import Host, RunCond, patcher_problem
 
 
 def model_problem(model: Any) -> str | None:
@@ -33,13 +33,7 @@ def model_problem(model: Any) -> str | None:
     if predictor is not None and kind not in ("epsilon", "v_prediction"):
         return (f"{type(model).__name__} is a {'flow-matching' if kind == 'const' else repr(kind)} model "
                 f"({type(predictor).__name__}): A&E works on noise- or v-prediction models (SD1.5, SDXL)")
-    model_options = objects.unet.model_options
-    if model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2"):
-        return "another feature replaces the UNet's cross-attention (e.g. IP-Adapter); its maps are not visible"
-    if model_options.get("model_function_wrapper") is not None:  # sampling_function.calc_cond_uncond_batch
-        return ("another feature wraps the UNet's forward (e.g. MultiDiffusion's tiles); A&E's pass would not run "
-                "the model the sampler runs")
-    return None
+    return patcher_problem(objects.unet)
 
 
 class ForgeHost(Host):

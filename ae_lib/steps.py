@@ -20,6 +20,8 @@ class CallRule(Enum):
     PLMS = "two calls on the first step, then one"
     # Three calls (x, -x, a midpoint) on steps i <= n/2, then one: Neo's sample_Kohaku_LoNyu_Yog.
     EARLY_TRIPLE = "three model calls per step in the first half, then one"
+    # Three calls per step (x, then two temporaries), one on the last step: ComfyUI's sample_seeds_3.
+    THREE_STAGE = "three model calls per step, one on the last"
 
 
 def step_of_call(rule: CallRule, call: int, run_steps: int = 0) -> int | None:
@@ -29,6 +31,8 @@ def step_of_call(rule: CallRule, call: int, run_steps: int = 0) -> int | None:
     """
     if rule is CallRule.PAIRED:
         return call // 2 if call % 2 == 0 else None
+    if rule is CallRule.THREE_STAGE:
+        return call // 3 if call % 3 == 0 else None
     if rule in (CallRule.TRIPLE, CallRule.EARLY_TRIPLE):
         return _first_call_step(call, calls_per_step(rule, run_steps))
     if rule is CallRule.PLMS:

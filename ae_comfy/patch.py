@@ -1,0 +1,301 @@
+"""A&E inside ComfyUI's sampling: two wrappers on the node's cloned MODEL.
+
+- SAMPLER_SAMPLE wraps one sampling run (comfy/samplers.py: CFGGuider.inner_sample). It sees the KSAMPLER (its
+  `sampler_function` names the sampler), the run's sigmas and the denoise mask, decides whether A&E can run
+  (refusals stand A&E down with a warning; the image is still made), places the run in its full schedule
+  (denoise < 1) and counts the model calls of the run.
+- PREDICT_NOISE wraps every model call (CFGGuider.outer_predict_noise) before the model runs, with the
+  sampler's own `x`. On a step's main call inside the window the engine runs on the conditional rows and the
+  update is written into that `x` in place: the sampler's arithmetic and this call's prediction both use it.
+
+The node's own encoded tensor is looked up among the guider's positive conds: A&E runs only when the sampler's
+positive conditioning is exactly the one the node encoded (the columns it scores are that tensor's columns).
+A&E's pass calls the model's apply_model with that cond's model_conds, like the sampler's cond branch, with
+PyTorch attention (`optimized_attention_override`) so every attention on the way is differentiable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ae_comfy import samplers
+from ae_comfy.placement import Placement, locate, whole_run
+from ae_lib.autograd import grad_scope
+from ae_lib.capture import find_cross_attention, target_grid
+from ae_lib.engine import AttendExcite, ImageTarget, NoGradientError, StepResult
+from ae_lib.params import AEParams
+from ae_lib.report import format_scores, window_summary
+from ae_lib.schedule import Schedule
+from ae_lib.scores import subject_maps
+from ae_lib.steps import CallRule, step_of_call
+
+LOG = logging.getLogger("attend_and_excite")
+KEY = "attend_and_excite"
+MAX_SCHEDULE = 1000  # the longest full schedule a partial run is matched against
+CHURN = math.sqrt(2)  # samplers with s_churn evaluate at sigma_hat <= sqrt(2) * sigma (gamma <= sqrt(2) - 1)
+
+
+@dataclass
+class ImageReport:
+    labels: tuple[str, ...]
+    scores: list[float] = field(default_factory=list)
+    first_scores: list[float] = field(default_factory=list)
+    first_maps: torch.Tensor | None = None
+    last_maps: torch.Tensor | None = None
+
+
+@dataclass
+class RunReport:
+    """What the last sampling run did: per image scores and maps, warnings, and the steps A&E altered."""
+
+    sampler: str = ""
+    placement: Placement | None = None
+    images: dict[int, ImageReport] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    altered: list[int] = field(default_factory=list)  # full-schedule indices where the engine ran
+    calls: int = 0
+
+    def text(self) -> str:
+        lines = [f"image {b + 1}: {format_scores(r.labels, r.scores)}" for b, r in sorted(self.images.items())
+                 if r.scores]
+        return "\n".join([*lines, *self.warnings]) or "A&E: no step of this run was in its window"
+
+
+class AEPatch:
+    """The wrappers one node output carries; `report` holds the last run's outcome (read by the maps node)."""
+
+    def __init__(self, params: AEParams, target: ImageTarget, cond: torch.Tensor, node_id: str | None) -> None:
+        self.params, self.target, self.cond, self.node_id = params, target, cond, node_id
+        self.report = RunReport()
+        self._run: _Run | None = None
+
+    def install(self, patcher: Any) -> None:
+        from comfy.patcher_extension import WrappersMP
+
+        patcher.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, KEY, self.sampler_sample)
+        patcher.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, KEY, self.predict_noise)
+
+    # --- wrappers ---------------------------------------------------------------------------------------------
+    def sampler_sample(self, executor: Any, guider: Any, sigmas: torch.Tensor, extra_args: dict, *args: Any,
+                       **kwargs: Any) -> Any:
+        # CFGGuider.inner_sample passes (callback, noise, latent_image, denoise_mask, disable_pbar) after extra_args
+        denoise_mask = kwargs.get("denoise_mask", args[3] if len(args) > 3 else None)
+        self.report = RunReport(sampler=samplers.sampler_name(executor.class_obj))
+        self._run = None
+        try:
+            self._run = self._begin(executor.class_obj, guider, sigmas, extra_args, denoise_mask)
+        except Exception as error:  # our boundary: never cost the user the image
+            LOG.exception("A&E could not start")
+            self._warn(f"A&E stood down: {type(error).__name__}: {error}")
+        try:
+            return executor(guider, sigmas, extra_args, *args, **kwargs)
+        finally:
+            self._run = None
+            self._finish()
+
+    def predict_noise(self, executor: Any, x: torch.Tensor, timestep: torch.Tensor, model_options: dict,
+                      *args: Any, **kwargs: Any) -> Any:
+        run = self._run
+        if run is not None:
+            try:
+                run.call(x, timestep, model_options)
+            except NoGradientError:
+                self._run = None
+                raise  # never a silent no-op: the prompt fails with the reason
+            except Exception as error:
+                LOG.exception("error in the A&E step")
+                self._run = None
+                self._warn(f"A&E stood down for the rest of this run: {type(error).__name__}: {error}")
+        return executor(x, timestep, model_options, *args, **kwargs)
+
+    # --- run set-up -------------------------------------------------------------------------------------------
+    def _begin(self, sampler: Any, guider: Any, sigmas: torch.Tensor, extra_args: dict,
+               denoise_mask: Any) -> _Run | None:
+        name = self.report.sampler
+        problem = samplers.refusal(name)
+        model = guider.inner_model
+        unet = model.diffusion_model
+        model_options = extra_args.get("model_options", {})
+        if problem is None and denoise_mask is not None:
+            problem = "an inpainting denoise mask is set (A&E's update would be overwritten outside the mask)"
+        if problem is None and not find_cross_attention(unet):
+            problem = (f"{type(model).__name__} has no UNet cross-attention (attn2) layers, which A&E needs "
+                       "(Flux, SD3 and other transformers have none)")
+        if problem is None:
+            problem = options_problem(model_options)
+        entry = self._our_cond(guider) if problem is None else None
+        if problem is None and entry is None:
+            problem = ("the sampler's positive conditioning is not this node's CONDITIONING output alone; connect "
+                       "the node's CONDITIONING to the sampler's positive input")
+        placement = None
+        if problem is None:
+            placement = place(model.model_sampling, [float(s) for s in sigmas])
+            if placement is None:
+                problem = ("these sigmas are not part of a schedule A&E can place (a partial run of custom sigmas); "
+                           "A&E's window is a fraction of the full schedule")
+        if problem is not None:
+            self._warn(f"A&E stood down: {problem}")
+            return None
+        self.report.placement = placement
+        return _Run(self, model, unet, entry, samplers.rule(name), placement, len(sigmas) - 1,
+                    [float(s) for s in sigmas])
+
+    def _our_cond(self, guider: Any) -> dict | None:
+        positive = getattr(guider, "conds", {}).get("positive") or []
+        if len(positive) != 1:
+            return None
+        tensor = positive[0].get("cross_attn")
+        if tensor is self.cond or (isinstance(tensor, torch.Tensor) and tensor.shape == self.cond.shape
+                                   and torch.equal(tensor.to(self.cond.device), self.cond)):
+            return positive[0]
+        return None
+
+    # --- reporting --------------------------------------------------------------------------------------------
+    def _warn(self, message: str) -> None:
+        LOG.warning(message)
+        if message not in self.report.warnings:
+            self.report.warnings.append(message)
+        self._show(self.report.text())
+
+    def _finish(self) -> None:
+        for line in self.report.warnings:
+            LOG.warning(line)
+        self._show(self.report.text())
+
+    def _show(self, text: str) -> None:
+        """The text under the node's title in ComfyUI's page (PromptServer.send_progress_text)."""
+        if self.node_id is None:
+            return
+        try:
+            from server import PromptServer
+
+            PromptServer.instance.send_progress_text(f"Attend and Excite\n{text}", self.node_id)
+        except Exception:  # no server (scripts, tests): the console has it
+            LOG.debug("no PromptServer to show the scores on", exc_info=True)
+
+
+def options_problem(model_options: dict) -> str | None:
+    """Why A&E cannot see or reproduce the model the sampler runs, from the run's model options."""
+    transformer = model_options.get("transformer_options", {})
+    if transformer.get("patches_replace", {}).get("attn2"):
+        return "another node replaces the UNet's cross-attention (attn2, e.g. IP-Adapter); its maps are not visible"
+    if model_options.get("model_function_wrapper") is not None:
+        return "another node wraps the UNet's forward (model_function_wrapper); A&E's pass would not run that model"
+    return None
+
+
+def place(model_sampling: Any, run: list[float]) -> Placement | None:
+    """The run's place in a full schedule of one of ComfyUI's schedulers (see ae_comfy.placement)."""
+    from comfy.samplers import SCHEDULER_NAMES, calculate_sigmas
+
+    def candidates() -> Any:
+        for total in range(len(run) - 1, MAX_SCHEDULE + 1):
+            for name in SCHEDULER_NAMES:
+                try:
+                    full = [float(s) for s in calculate_sigmas(model_sampling, name, total)]
+                    yield f"{name}, {total} steps", full
+                    # dpm_2, dpm_2_ancestral, uni_pc: one more step, then the next-to-last sigma dropped
+                    more = [float(s) for s in calculate_sigmas(model_sampling, name, total + 1)]
+                    yield f"{name}, {total} steps (penultimate dropped)", [*more[:-2], more[-1]]
+                except Exception:  # a scheduler that cannot make this length
+                    continue
+
+    return locate(run, candidates()) or whole_run(run, float(model_sampling.sigma_max))
+
+
+def _plain_attention(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """optimized_attention_override for A&E's pass: PyTorch's SDPA, differentiable whatever the host runs."""
+    from comfy.ldm.modules.attention import attention_pytorch
+
+    return attention_pytorch(*args, **kwargs)
+
+
+class _Run:
+    """One sampling run: call counting, the engine, the write into the sampler's x."""
+
+    def __init__(self, patch: AEPatch, model: Any, unet: torch.nn.Module, entry: dict, rule: CallRule,
+                 placement: Placement, run_steps: int, sigmas: list[float]) -> None:
+        self.patch, self.model, self.entry, self.rule = patch, model, entry, rule
+        self.placement, self.run_steps, self.sigmas = placement, run_steps, sigmas
+        params = patch.params
+        self.engine = AttendExcite(unet, params, Schedule.from_params(params, placement.total), keep_maps=True)
+        self.calls = 0
+
+    def call(self, x: torch.Tensor, timestep: torch.Tensor, model_options: dict) -> None:
+        call, self.calls = self.calls, self.calls + 1
+        self.patch.report.calls = self.calls
+        k = step_of_call(self.rule, call, self.run_steps)
+        if k is None or k >= self.run_steps:
+            return
+        sigma = float(timestep.flatten()[0])
+        expected = self.sigmas[k]
+        if not (expected * (1 - 1e-4) <= sigma <= expected * CHURN * (1 + 1e-4) + 1e-7):
+            msg = (f"model call {call} came at sigma {sigma:.4g}, but step {k} of this {self.patch.report.sampler} "
+                   f"run is at sigma {expected:.4g}: the sampler's calls do not follow the pattern A&E expects")
+            raise RuntimeError(msg)
+        index = self.placement.start + k
+        if self.engine.schedule.plan(index) is None:
+            return
+        self._step(index, x, timestep, model_options)
+
+    def _step(self, index: int, x: torch.Tensor, timestep: torch.Tensor, model_options: dict) -> None:
+        from comfy.model_management import processing_interrupted
+
+        rows = list(range(x.shape[0]))
+        targets = [self.patch.target] * len(rows)
+        run_cond = self._cond_runner(timestep, model_options)
+        ms = self.model.model_sampling
+        with grad_scope(self.engine.unet):
+            scale = ms.calculate_input(timestep, torch.ones_like(x)).to(torch.float64)
+            z = (x.to(torch.float64) * scale).to(x.dtype)
+            self._scale = scale
+            result = self.engine.step(index, z, run_cond, targets, processing_interrupted, None)
+        if result is None:
+            return
+        delta = (result.latent.to(torch.float64) - z.to(torch.float64)) / scale
+        x.add_(delta.to(x.dtype))  # back in the host's own mode: x is the sampler's (inference) tensor
+        self._record(index, result, (x.shape[-2], x.shape[-1]))
+
+    def _cond_runner(self, timestep: torch.Tensor, model_options: dict) -> Any:
+        from comfy.samplers import cond_cat
+
+        base = dict(model_options.get("transformer_options", {}))
+        model_conds = self.entry.get("model_conds", {})
+        uuid = self.entry.get("uuid")
+
+        def run(z_rows: torch.Tensor, sel: list[int]) -> Any:
+            n = len(sel)
+            conditioning = {k: c.process_cond(batch_size=n, area=None) for k, c in model_conds.items()}
+            c = cond_cat([conditioning])
+            ts = timestep[sel]
+            options = {**base, "cond_or_uncond": [0] * n, "uuids": [uuid] * n, "sigmas": ts,
+                       "optimized_attention_override": _plain_attention}
+            x_rows = z_rows / self._scale[sel].to(z_rows.dtype)  # apply_model's calculate_input gives z_rows back
+            return self.model.apply_model(x_rows, ts, **c, transformer_options=options)
+
+        return run
+
+    def _record(self, index: int, result: StepResult, latent_hw: tuple[int, int]) -> None:
+        report = self.patch.report
+        report.altered.append(index)
+        grid = target_grid(latent_hw, self.patch.params.attention_res)
+        t = self.patch.target
+        for b, scores in result.scores.items():
+            image = report.images.setdefault(b, ImageReport(t.labels))
+            image.scores = list(scores)
+            if b in result.maps:
+                maps = subject_maps(result.maps[b], t.text_columns, t.subjects, grid).cpu()
+                image.last_maps = maps
+                if image.first_maps is None:
+                    image.first_maps, image.first_scores = maps, list(scores)
+        for message in result.skipped.values():
+            self.patch._warn(f"A&E: {message} (half precision? try --force-fp32 if this repeats)")
+        if index == self.engine.schedule.alter_until - 1:
+            goal = max(self.engine.schedule.thresholds.values(), default=0.0)
+            for b, image in sorted(report.images.items()):
+                LOG.info(window_summary(b + 1, image.labels, image.scores, [s >= goal for s in image.scores]))

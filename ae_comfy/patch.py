@@ -58,6 +58,7 @@ class RunReport:
     images: dict[int, ImageReport] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     altered: list[int] = field(default_factory=list)  # full-schedule indices where the engine ran
+    refined: dict[int, int] = field(default_factory=dict)  # refinement iterations at each refined index
     calls: int = 0
 
     def text(self) -> str:
@@ -254,12 +255,23 @@ class _Run:
             scale = ms.calculate_input(timestep, torch.ones_like(x)).to(torch.float64)
             z = (x.to(torch.float64) * scale).to(x.dtype)
             self._scale = scale
-            result = self.engine.step(index, z, run_cond, targets, processing_interrupted, None)
+            result = self.engine.step(index, z, run_cond, targets, processing_interrupted, self._on_refine(index))
         if result is None:
             return
+        if index in self.patch.report.refined:
+            stopped = " (interrupted)" if processing_interrupted() else ""
+            LOG.info(f"A&E step {index}: {self.patch.report.refined[index]} refinement iterations{stopped}")
         delta = (result.latent.to(torch.float64) - z.to(torch.float64)) / scale
         x.add_(delta.to(x.dtype))  # back in the host's own mode: x is the sampler's (inference) tensor
         self._record(index, result, (x.shape[-2], x.shape[-1]))
+
+    def _on_refine(self, index: int) -> Any:
+        def on_refine(iteration: int, limit: int) -> None:
+            self.patch.report.refined[index] = iteration
+            if iteration == 1:
+                LOG.info(f"A&E step {index}: refining (at most {limit} iterations)")
+
+        return on_refine
 
     def _cond_runner(self, timestep: torch.Tensor, model_options: dict) -> Any:
         from comfy.samplers import cond_cat

@@ -89,6 +89,12 @@ class ComfyUI:
         for path in self.checkpoints.values():
             (ckpts / path.name).symlink_to(path)
 
+    def link_checkpoint(self, name: str, family: str) -> None:
+        """A checkpoint file of another name that is one of the test checkpoints (a workflow as shipped)."""
+        link = self.workdir / "models" / "checkpoints" / name
+        if not link.exists():
+            link.symlink_to(self.checkpoints[family])
+
     def start(self) -> None:
         self.port = free_port()
         self.log_path = self.workdir / "comfyui.log"

@@ -63,3 +63,30 @@ def ae_and_plain(family: str = "sd15", size: int = 64, steps: int = 4, seed: int
         s = g.ksampler(g.out(g.ckpt, 0), g.out(positive), g.out(negative), g.out(latent), seed=seed, steps=steps)
         saves["plain"] = g.decode_save(g.out(s), "plain")
     return g.nodes, saves
+
+
+def to_api(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, Any]:
+    """A UI-format workflow (what the template browser loads) as an API prompt, the way the page queues it:
+    linked inputs from `links`, widget values in the order of each node's inputs (a seed's
+    control_after_generate value follows it)."""
+    links = {lk[0]: (str(lk[1]), lk[2]) for lk in workflow["links"]}
+    prompt: dict[str, Any] = {}
+    for node in workflow["nodes"]:
+        info = object_info[node["type"]]["input"]
+        linked = {i["name"]: list(links[i["link"]]) for i in node.get("inputs", []) if i.get("link") is not None}
+        values = list(node.get("widgets_values") or [])
+        inputs: dict[str, Any] = {}
+        for name, spec in [*info.get("required", {}).items(), *info.get("optional", {}).items()]:
+            if name in linked:
+                inputs[name] = linked[name]
+                continue
+            kind = spec[0]
+            if isinstance(kind, str) and kind.isupper() and kind not in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"):
+                continue  # an unconnected link input
+            if values:
+                inputs[name] = values.pop(0)
+            options = spec[1] if len(spec) > 1 else {}
+            if options.get("control_after_generate") and values:
+                values.pop(0)
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt

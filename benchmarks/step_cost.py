@@ -28,7 +28,10 @@ here (zero-copy, under inference_mode, as such a load makes them) and both steps
                        alias and back (each pass), and norm1/2/3 inputs cloned (forced on; ldm's blocks add
                        residuals out of place, Forge's in place)
   alias swap alone     normal_parameters(unet) in and out, nothing else: what the swap costs per pass
-Printed as ratios to that run's own plain steps (Forge-style and A1111-style), plus the bytes the norm clones
+Printed as ratios to that run's own plain steps (Forge-style and A1111-style), and as the Forge-style step over
+the A1111-style step (from the medians, and within each round). On a shared machine that difference drowns in
+the noise, so the scope's own work is also timed directly: the swap, plus the norm-input clones (timed inside
+grad_scope's pre-hook during the timed passes), as a share of the A1111-style step; with the bytes the clones
 copy per pass and what autograd keeps with them (vs the A1111-style pass).
 """
 
@@ -180,7 +183,7 @@ class ForgeStyle:
 
     bench: Bench
     swapped: int = 0
-    cloned: list[int] = field(default_factory=list)
+    passes: list[list[tuple[int, float]]] = field(default_factory=list)  # per pass: (bytes, seconds) per clone
 
     @classmethod
     def of(cls, a1111: Bench) -> ForgeStyle:
@@ -191,9 +194,21 @@ class ForgeStyle:
 
     @contextmanager
     def scope(self) -> Iterator[torch.Tensor]:
-        """What ae_webui's session does at an altered step: the latent cloned inside the scope (a normal tensor)."""
-        with torch.inference_mode(), grad_scope(self.bench.unet, clone_norms=True):
+        """What ae_webui's session does at an altered step: the latent cloned inside the scope (a normal tensor).
+        Each norm-input clone grad_scope's pre-hook makes is timed and its bytes counted (self.passes)."""
+        original, clones = autograd_module._clone_input, []
+
+        def timed(module: nn.Module, args: tuple) -> tuple | None:
+            start = time.perf_counter()
+            out = original(module, args)
+            if out is not None:
+                clones.append((out[0].untyped_storage().nbytes(), time.perf_counter() - start))
+            return out
+
+        patch = mock.patch.object(autograd_module, "_clone_input", timed)
+        with patch, torch.inference_mode(), grad_scope(self.bench.unet, clone_norms=True):
             yield self.bench.z.clone()
+        self.passes.append(clones)
 
     def plain(self) -> None:
         with torch.inference_mode():
@@ -213,20 +228,10 @@ class ForgeStyle:
         with torch.inference_mode(), normal_parameters(self.bench.unet) as n:
             self.swapped = n
 
-    def clone_bytes(self) -> int:
-        """Bytes the norm-input clones copy in one pass (evaluate), counted at grad_scope's own pre-hook."""
-        original = autograd_module._clone_input
-        self.cloned = []
-
-        def counting(module: nn.Module, args: tuple) -> tuple | None:
-            out = original(module, args)
-            if out is not None:
-                self.cloned.append(out[0].untyped_storage().nbytes())
-            return out
-
-        with mock.patch.object(autograd_module, "_clone_input", counting):
-            self.evaluate()
-        return sum(self.cloned)
+    def clones(self, last: int) -> tuple[int, int, float]:
+        """Of the last `last` passes (the timed ones): clones per pass, bytes per pass, median seconds per pass."""
+        passes = self.passes[-last:]
+        return len(passes[-1]), sum(b for b, _ in passes[-1]), statistics.median(sum(t for _, t in p) for p in passes)
 
 
 def build_sd15() -> UNetModel:
@@ -378,20 +383,30 @@ def report_forge(forge: ForgeStyle, samples: dict[str, list[float]], saved_a1111
         print(f"  {label:44s}{median[key]:10.4f}{min(samples[key]):10.4f}{median[key] / plain:10.4f}")
     altered = median["forge_ours"] / plain
     vs_a1111 = median["forge_ours"] / median["ours"]
+    paired = sorted(f / a for f, a in zip(samples["forge_ours"], samples["ours"], strict=True))
     print(
         f"  Forge-style / A1111-style: altered step {vs_a1111:.3f}x, plain step "
         f"{median['forge_plain'] / median['plain']:.3f}x; alias swap = "
         f"{100 * median['swap'] / median['forge_ours']:.2f}% of the Forge-style altered step"
     )
-    cloned = forge.clone_bytes()
+    print(
+        f"  altered step, Forge-style / A1111-style within each round: median {statistics.median(paired):.3f}x "
+        f"(rounds {paired[0]:.3f}x to {paired[-1]:.3f}x)"
+    )
+    count, cloned, clone_s = forge.clones(len(samples["forge_ours"]))
+    overhead = median["swap"] + clone_s
+    print(
+        f"  per pass: alias swap {1000 * median['swap']:.1f} ms + {count} norm-input clones ({cloned / MIB:.1f} MiB) "
+        f"{1000 * clone_s:.1f} ms = {1000 * overhead:.1f} ms, {100 * overhead / median['ours']:.2f}% of the "
+        "A1111-style altered step"
+    )
     saved = measure_saved(forge.bench, forge.evaluate).total
     print(
-        f"  norm-input clones: {len(forge.cloned)} per pass, {cloned / MIB:.1f} MiB copied; saved for backward "
-        f"{saved / MIB:.1f} MiB vs {saved_a1111.total / MIB:.1f} MiB A1111-style "
-        f"({saved / saved_a1111.total:.3f}x, {(saved - saved_a1111.total) / MIB:+.1f} MiB)"
+        f"  saved for backward with the clones: {saved / MIB:.1f} MiB vs {saved_a1111.total / MIB:.1f} MiB "
+        f"A1111-style ({saved / saved_a1111.total:.3f}x, {(saved - saved_a1111.total) / MIB:+.1f} MiB)"
     )
     print(f"  projected (20 steps, 10 altered, no refinement): Forge-style ours {projected(altered):.3f}x")
-    return {"forge_altered": altered, "forge_vs_a1111": vs_a1111}
+    return {"forge_altered": altered, "forge_vs_a1111": vs_a1111, "forge_overhead": overhead / median["ours"]}
 
 
 def check_targets(ratios: dict[str, float]) -> None:

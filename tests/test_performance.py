@@ -215,11 +215,16 @@ def test_forge_style_pass_clones_norm_inputs_and_swaps_every_tensor(sd1_unet):
     forge = ForgeStyle.of(bench)
     forge.swap()
     assert forge.swapped == len(list(sd1_unet.parameters())) + len(list(sd1_unet.buffers()))
-    forge.evaluate()  # the capture learns its layer count: the pass after it is truncated
-    assert forge.clone_bytes() > 0
     norms = [m for name, m in sd1_unet.named_modules() if name.rsplit(".", 1)[-1] in ("norm1", "norm2", "norm3")]
-    assert 0 < len(forge.cloned) < len(norms)  # truncated: the norms after the last target layer never run
+    forge.evaluate()  # the capture learns its layer count: the passes after it are truncated
+    forge.ours()
+    assert len(forge.passes) == 2
+    count, cloned, seconds = forge.clones(1)
+    assert 0 < count < len(norms)  # truncated: the norms after the last target layer never run
+    assert cloned > 0 and seconds > 0
     assert not any(m._forward_pre_hooks for m in norms)  # the clones end with the pass: plain steps clone nothing
+    forge.plain()
+    assert len(forge.passes) == 2
 
 
 def test_quick_benchmark_prints_the_forge_style_rows(sd1_unet, capsys):
@@ -231,9 +236,12 @@ def test_quick_benchmark_prints_the_forge_style_rows(sd1_unet, capsys):
         "ours in grad_scope",
         "alias swap alone (in + out,",
         "Forge-style / A1111-style: altered step",
-        "norm-input clones:",
+        "Forge-style / A1111-style within each round: median",
+        "norm-input clones (",
+        "% of the A1111-style altered step",
+        "saved for backward with the clones:",
         "Forge-style ours",
     ):
         assert line in out
-    assert {"forge_altered", "forge_vs_a1111"} <= ratios.keys()
+    assert {"forge_altered", "forge_vs_a1111", "forge_overhead"} <= ratios.keys()
     assert all(v > 0 for v in ratios.values())

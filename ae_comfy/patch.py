@@ -29,10 +29,10 @@ from ae_lib.autograd import grad_scope
 from ae_lib.capture import find_cross_attention, target_grid
 from ae_lib.engine import AttendExcite, ImageTarget, NoGradientError, StepResult
 from ae_lib.params import AEParams
-from ae_lib.report import format_scores, window_summary
+from ae_lib.report import format_scores
 from ae_lib.schedule import Schedule
-from ae_lib.scores import subject_maps
 from ae_lib.steps import CallRule, step_of_call
+from ae_lib.window import ImageWindow, end_of_window_lines, record_step
 
 LOG = logging.getLogger("attend_and_excite")
 KEY = "attend_and_excite"
@@ -41,21 +41,12 @@ CHURN = math.sqrt(2)  # samplers with s_churn evaluate at sigma_hat <= sqrt(2) *
 
 
 @dataclass
-class ImageReport:
-    labels: tuple[str, ...]
-    scores: list[float] = field(default_factory=list)
-    first_scores: list[float] = field(default_factory=list)
-    first_maps: torch.Tensor | None = None
-    last_maps: torch.Tensor | None = None
-
-
-@dataclass
 class RunReport:
     """What the last sampling run did: per image scores and maps, warnings, and the steps A&E altered."""
 
     sampler: str = ""
     placement: Placement | None = None
-    images: dict[int, ImageReport] = field(default_factory=dict)
+    images: dict[int, ImageWindow] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     altered: list[int] = field(default_factory=list)  # full-schedule indices where the engine ran
     refined: dict[int, int] = field(default_factory=dict)  # refinement iterations at each refined index
@@ -295,19 +286,10 @@ class _Run:
     def _record(self, index: int, result: StepResult, latent_hw: tuple[int, int]) -> None:
         report = self.patch.report
         report.altered.append(index)
-        grid = target_grid(latent_hw, self.patch.params.attention_res)
-        t = self.patch.target
-        for b, scores in result.scores.items():
-            image = report.images.setdefault(b, ImageReport(t.labels))
-            image.scores = list(scores)
-            if b in result.maps:
-                maps = subject_maps(result.maps[b], t.text_columns, t.subjects, grid).cpu()
-                image.last_maps = maps
-                if image.first_maps is None:
-                    image.first_maps, image.first_scores = maps, list(scores)
+        targets = [self.patch.target] * (max(result.scores, default=-1) + 1)
+        record_step(report.images, result, targets, target_grid(latent_hw, self.patch.params.attention_res))
         for message in result.skipped.values():
             self.patch._warn(f"A&E: {message} (half precision? try --force-fp32 if this repeats)")
         if index == self.engine.schedule.alter_until - 1:
-            goal = max(self.engine.schedule.thresholds.values(), default=0.0)
-            for b, image in sorted(report.images.items()):
-                LOG.info(window_summary(b + 1, image.labels, image.scores, [s >= goal for s in image.scores]))
+            for line in end_of_window_lines(report.images, self.engine.schedule):
+                LOG.info(line)

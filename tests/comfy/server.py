@@ -103,34 +103,32 @@ class ComfyUI:
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=host_env(), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        while not self._answers():
+            exited = self.proc.poll()
+            late = time.monotonic() - t0 > START_TIMEOUT_S
+            if exited is not None or late:
+                self.stop()
+                what = f"exited with {exited}" if exited is not None else f"did not answer in {START_TIMEOUT_S:.0f} s"
+                raise RuntimeError(f"ComfyUI {what} while starting:\n{self.log_tail()}")
+            time.sleep(1.0)
         self.started_s = time.monotonic() - t0
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
-            with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
-                self.get("/system_stats", timeout=5)
-                return
-            time.sleep(1.0)
-        raise TimeoutError(f"ComfyUI did not answer within {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
+    def _answers(self) -> bool:
+        try:
+            self.get("/system_stats", timeout=5)
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+        return True
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
+        """SIGTERM to the server's process group, SIGKILL if it is still there after 20 s."""
+        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            if self.proc is None or self.proc.poll() is not None:
+                return
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+                os.killpg(self.proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""

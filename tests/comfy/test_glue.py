@@ -1,0 +1,144 @@
+"""The ComfyUI glue without ComfyUI: the package entry, node inputs from the parameter model, token columns,
+schedule placement and sampler rules (the real ComfyUI runs them in test_comfyui.py / test_samplers.py)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ae_comfy import samplers
+from ae_comfy.inputs import NOT_INPUTS, PARAM_FIELDS, param_inputs, to_params, validate
+from ae_comfy.placement import find_slice, locate, whole_run
+from ae_comfy.tokens import token_rule
+from ae_lib.chunks import chunk_columns
+from ae_lib.params import FIELDS
+from ae_lib.scores import TokenRule
+from ae_lib.steps import CallRule, step_of_call
+from ae_lib.tokens import map_subjects, text_columns
+
+ROOT = Path(__file__).resolve().parents[2]
+START, END = 49406, 49407
+VOCAB = {320: "a</w>", 2368: "cat</w>", 537: "and</w>", 8376: "frog</w>", 1929: "fro", 655: "g</w>", 267: ",</w>"}
+
+
+def chunk(ids: list[int], pad: int = END) -> list[tuple[int, float]]:
+    body = [(START, 1.0), *[(i, 1.0) for i in ids], (END, 1.0)]
+    return body + [(pad, 1.0)] * (77 - len(body))
+
+
+def decode(i: int) -> str:
+    return VOCAB.get(i, "x</w>")
+
+
+def test_the_root_package_is_comfyuis_entry_and_imports_no_webui() -> None:
+    """Imported the way ComfyUI does it (a module named after the folder, the folder not on sys.path)."""
+    code = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('sd-webui-attend-and-excite', {str(ROOT / '__init__.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules[spec.name] = m; spec.loader.exec_module(m)\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in ('modules', 'gradio', 'ae_webui', 'ldm', 'sgm'))\n"
+        "print(json.dumps([sorted(m.NODE_CLASS_MAPPINGS), m.NODE_DISPLAY_NAME_MAPPINGS, bad]))\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd="/", check=True)
+    nodes, names, bad = json.loads(out.stdout.strip().splitlines()[-1])
+    assert nodes == ["AttendAndExcite", "AttendAndExciteMaps"]
+    assert names["AttendAndExcite"] == "Attend and Excite"
+    assert bad == []
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_layout_one_engine_two_glues() -> None:
+    for path in (ROOT / "ae_lib").glob("*.py"):
+        assert not _imports(path) & {"comfy", "server", "ae_comfy", "ae_webui", "folder_paths"}, path
+    for path in (ROOT / "ae_comfy").glob("*.py"):
+        assert not _imports(path) & {"ae_webui", "modules", "gradio", "backend", "ldm", "sgm"}, path
+
+
+def test_node_inputs_are_the_parameter_model() -> None:
+    inputs = param_inputs()
+    assert list(inputs) == [f.name for f in FIELDS if f.name not in NOT_INPUTS]
+    for spec in PARAM_FIELDS:
+        kind, options = inputs[spec.name]
+        assert options["default"] == spec.default
+        assert kind == {bool: "BOOLEAN", int: "INT", float: "FLOAT", str: "STRING"}[spec.kind]
+        if spec.minimum is not None:
+            assert (options["min"], options["max"], options["step"]) == (spec.minimum, spec.maximum, spec.step)
+    assert validate({"thresholds": "0:0.05, 0.2:0.5"}) is True
+    assert "not 'fraction:threshold'" in str(validate({"thresholds": "0.2-0.5"}))
+    with pytest.raises(ValueError, match="Step size"):
+        to_params({"step_size": 500.0})
+    assert to_params({"subjects": "cat", "max_refine": 3}).max_refine == 3
+
+
+def test_token_chunks_to_columns_long_prompts_and_embeddings() -> None:
+    first = chunk([320, 2368, 537, 320, 1929, 655])  # a cat and a fro g
+    columns = chunk_columns([first], decode, END)
+    assert [c.kind for c in columns[:9]] == ["start", "token", "token", "token", "token", "token", "token", "end",
+                                              "pad"]
+    found = map_subjects(columns, "cat, frog")
+    assert found.ok and found.columns == [2, 6]  # a split word selects its last piece
+    assert text_columns(columns, TokenRule.REFERENCE) == list(range(1, 76))
+    assert text_columns(columns, TokenRule.PROMPT_ONLY) == [1, 2, 3, 4, 5, 6]
+    # a second chunk: its position j is column 77 + j
+    second = chunk([320, 8376])
+    columns = chunk_columns([chunk([320] * 75)[:77], second], decode, END)
+    assert map_subjects(columns, "frog").columns == [77 + 2]
+    # a textual-inversion embedding: two vectors, one "word"
+    vec = torch.zeros(768)
+    emb = [(START, 1.0), (vec, 1.0), (vec, 1.0), (2368, 1.0), (END, 1.0)] + [(END, 1.0)] * 72
+    columns = chunk_columns([emb], decode, END)
+    assert [c.kind for c in columns[1:3]] == ["embedding", "embedding"]
+    assert [c.word_end for c in columns[1:3]] == [False, True]
+    assert map_subjects(columns, "cat").columns == [3]
+    # SDXL's CLIP-G pads with id 0 ("!"): everything after the end token is padding, whatever its id
+    assert chunk_columns([chunk([267, 2368], pad=0)], decode, END)[5].kind == "pad"
+
+
+def test_token_rule_by_text_encoders() -> None:
+    assert token_rule({"l": []}) is TokenRule.REFERENCE
+    assert token_rule({"h": []}) is TokenRule.PROMPT_ONLY
+    assert token_rule({"g": [], "l": []}) is TokenRule.PROMPT_ONLY
+
+
+def test_placement_of_partial_runs() -> None:
+    full = [14.6, 8.0, 4.0, 2.0, 1.0, 0.5, 0.2, 0.0]
+    assert find_slice(full[3:], full) == 3
+    assert find_slice([4.0, 2.5], full) is None
+    placed = locate(full[2:6], [("other", [9.0, 1.0, 0.0]), ("normal", full)])
+    assert (placed.total, placed.start, placed.source) == (7, 2, "normal")
+    assert whole_run([14.6, 3.0, 0.0], 14.6).start == 0
+    assert whole_run([3.0, 1.0, 0.0], 14.6) is None
+
+
+class _Sampler:
+    def __init__(self, function: object) -> None:
+        self.sampler_function = function
+
+
+def test_sampler_names_rules_and_refusals() -> None:
+    def sample_heun() -> None: ...
+
+    def dpm_fast_function() -> None: ...
+
+    assert samplers.sampler_name(_Sampler(sample_heun)) == "heun"
+    assert samplers.sampler_name(_Sampler(dpm_fast_function)) == "dpm_fast"
+    assert samplers.rule("heun") is CallRule.PAIRED and samplers.refusal("heun") is None
+    assert "discarded" in samplers.refusal("uni_pc")
+    assert "does not know" in samplers.refusal("my_custom_sampler")
+    # seeds_3: x, x_2, x_3 per step, one call on the last step
+    assert [step_of_call(CallRule.THREE_STAGE, c) for c in range(7)] == [0, None, None, 1, None, None, 2]

@@ -67,8 +67,14 @@ class AEPatch:
         self._run: _Run | None = None
 
     def install(self, patcher: Any) -> None:
-        from comfy.patcher_extension import WrappersMP
-
+        try:
+            from comfy.patcher_extension import WrappersMP
+        except ImportError:
+            WrappersMP = None
+        if WrappersMP is None or not hasattr(patcher, "add_wrapper_with_key"):
+            msg = ("Attend and Excite needs ComfyUI's sampler wrappers (comfy/patcher_extension.py, added in late "
+                   "2024); this ComfyUI is older: update it")
+            raise RuntimeError(msg)
         patcher.add_wrapper_with_key(WrappersMP.SAMPLER_SAMPLE, KEY, self.sampler_sample)
         patcher.add_wrapper_with_key(WrappersMP.PREDICT_NOISE, KEY, self.predict_noise)
 

@@ -28,8 +28,10 @@ KNOWN: dict[str, CallRule] = {
     "HeunPP2": P3, "IPNDM": S, "IPNDM_V": S, "DEIS": S, "DDPM": S,
     # Forge Neo (modules_forge/packages/k_diffusion/sampling.py, modules_forge/forge_alter_samplers.py)
     "ER SDE": S, "Res Multistep": S, "DPM++ 2M CFG++": S, "Euler a CFG++": S, "Euler CFG++": S,
-    "DPM++ 2s a RF": P2,  # sample_dpmpp_2s_ancestral_RF: model(x), then model(u) at sigma_s; one on the last step
     "Kohaku LoNyu Yog": EARLY3,  # model(x), model(-x), model(x3) on steps i <= n/2, then model(x) alone
+    # Forge Classic's AlterSampler spells Euler a "Euler A" (ldm_patched sample_euler_ancestral) and lists it only
+    # with a scheduler: modules_forge/forge_alter_samplers.py
+    "Euler A Turbo": S, "Euler A SGMUniform": S,
 }
 # Forge Classic lists the scheduler in the name ("DPM++ 2M Karras"): the same sampler on another sigma grid.
 SCHEDULER_SUFFIXES = (" Karras", " Exponential", " SGMUniform", " Turbo")
@@ -38,6 +40,10 @@ REFUSED = {
     "DPM fast": "DPM fast has no fixed grid of steps (1 to 3 model calls per step)",
     "DPM adaptive": "DPM adaptive chooses its own steps and retries rejected ones",
     "Restart": "Restart re-noises the latent in extra segments outside the step grid",
+    # Neo's sample_dpmpp_2s_ancestral_RF (two calls per step) takes sigmas in [0, 1]: log((1 - sigma) / sigma) is
+    # NaN from the first step on the SD1.5/SDXL models A&E runs on ("Flux Realistic" with forbidden_knowledge).
+    "DPM++ 2s a RF": "DPM++ 2s a RF is a rectified-flow sampler: on SD1.5/SDXL its steps are not finite",
+    "Flux Realistic": "Flux Realistic is a rectified-flow sampler: on SD1.5/SDXL its steps are not finite",
 }
 TIMESTEP_SAMPLERS = {"DDIM", "DDIM CFG++", "PLMS", "UniPC"}
 

@@ -25,13 +25,14 @@ def test_rules_pick_the_first_call_of_each_step():
 @pytest.mark.parametrize(("name", "rule"), [
     ("Euler", CallRule.SINGLE), ("DPM++ 2M Karras", CallRule.SINGLE), ("DPM2 a Karras", CallRule.PAIRED),
     ("DPM++ 2M SDE Heun Exponential", CallRule.SINGLE), ("HeunPP2", CallRule.TRIPLE),
-    ("Kohaku LoNyu Yog", CallRule.EARLY_TRIPLE), ("DPM++ 2s a RF", CallRule.PAIRED),
+    ("Kohaku LoNyu Yog", CallRule.EARLY_TRIPLE), ("Euler A Turbo", CallRule.SINGLE), ("LCM Karras", CallRule.SINGLE),
+    ("Euler A SGMUniform", CallRule.SINGLE), ("DDPM Karras", CallRule.SINGLE),
 ])
 def test_known_names(name, rule):
     assert sampler_steps.rule(name) is rule and sampler_steps.refusal(name) is None
 
 
-@pytest.mark.parametrize("name", ["UniPC", "DPM fast", "Restart", "Restart Karras"])
+@pytest.mark.parametrize("name", ["UniPC", "DPM fast", "Restart", "Restart Karras", "DPM++ 2s a RF"])
 def test_refused_names_say_why(name):
     message = sampler_steps.refusal(name)
     assert message and f"'{name}'" in message and "Use e.g. Euler" in message

@@ -1,0 +1,95 @@
+"""ComfyUI's own page in Chromium: the example workflow loads, the node is added from the node search (double-click
+on the canvas, type, Enter), the prompt is queued from the page and the scores appear on the Attend and Excite
+node. Screenshots go to artifacts/. Nothing leaves the machine: requests to other hosts are aborted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.realhost.hostenv import ROOT
+
+pytestmark = [pytest.mark.comfyui, pytest.mark.browser]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+EXAMPLE = ROOT / "example_workflows" / "attend_and_excite.json"
+ARTIFACTS = ROOT / "artifacts"
+
+
+def _only_local(route: Any) -> None:
+    if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1")):
+        route.continue_()
+    else:
+        route.abort()
+
+
+@pytest.fixture
+def page(comfy: Any, tmp_path: Path) -> Iterator[tuple[Any, list[str]]]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found (Debian's chromium; tools/setup.sh installs it with apt)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1600, "height": 900},
+        )
+        context.set_default_timeout(60_000)
+        context.route("**/*", _only_local)
+        tab = context.new_page()
+        errors: list[str] = []
+        tab.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+        comfy.post("/settings/Comfy.TutorialCompleted", True)  # no first-run template dialog over the canvas
+        tab.goto(comfy.url)
+        # the page loads its default workflow once it is up; ours is loaded after that
+        tab.wait_for_function("() => window.app && window.app.graph && window.app.graph.nodes.length > 0",
+                              timeout=120_000)
+        yield tab, errors
+        context.close()
+
+
+def _count(tab: Any, node_type: str) -> int:
+    return tab.evaluate(f"() => window.app.graph.nodes.filter(n => n.type === {node_type!r}).length")
+
+
+def test_add_the_node_from_the_menu_queue_the_example_and_see_the_scores(comfy: Any, page: Any) -> None:
+    tab, errors = page
+    workflow = json.loads(EXAMPLE.read_text())
+    ckpt = next(n for n in workflow["nodes"] if n["type"] == "CheckpointLoaderSimple")["widgets_values"][0]
+    comfy.link_checkpoint(ckpt, "sd15")
+    tab.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", workflow)
+    assert _count(tab, "AttendAndExcite") == 1, "the example workflow did not load"
+
+    # Add one from the node search, the way a user does: double-click the empty canvas, type, Enter.
+    box = tab.locator("canvas#graph-canvas").bounding_box()
+    tab.mouse.dblclick(box["x"] + 200, box["y"] + box["height"] - 120)
+    search = tab.locator("input[placeholder*='Search' i]").first
+    search.wait_for(state="visible")
+    search.fill("Attend and Excite")
+    tab.wait_for_timeout(500)
+    tab.keyboard.press("Enter")
+    tab.wait_for_function("() => window.app.graph.nodes.filter(n => n.type === 'AttendAndExcite').length === 2")
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "comfyui_node_added.png"))
+    tab.evaluate("""() => { const g = window.app.graph;
+        const added = g.nodes.filter(n => n.type === 'AttendAndExcite').at(-1); g.remove(added); }""")
+
+    # CPU: a small image and few steps; everything else as shipped.
+    tab.evaluate("""() => { const set = (type, name, value) => {
+            const node = window.app.graph.nodes.find(n => n.type === type);
+            node.widgets.find(w => w.name === name).value = value; };
+        set('EmptyLatentImage', 'width', 64); set('EmptyLatentImage', 'height', 64); set('KSampler', 'steps', 4);
+        window.app.graph.setDirtyCanvas(true, true); }""")
+    tab.evaluate("async () => { await window.app.queuePrompt(0, 1); }")
+    tab.get_by_text("image 1: cat").first.wait_for(state="visible", timeout=300_000)
+    text = tab.evaluate("""() => window.app.graph.nodes.find(n => n.type === 'AttendAndExcite')
+        .widgets.find(w => w.name === '$$node-text-preview').value""")
+    assert text.startswith("Attend and Excite\nimage 1: cat "), text
+    tab.wait_for_timeout(1000)
+    tab.screenshot(path=str(ARTIFACTS / "comfyui_scores.png"))
+    assert not [e for e in errors if "attend" in e.lower()], errors

@@ -3,7 +3,7 @@
 A benchmark, not a test: it prints ratios from one run (CPU, fp32, random weights) for (a) the tiny test UNet
 (ae_demo.tiny, sd1) and (b) a full-width ldm UNetModel with SD1.5's configuration.
 
-    .venv/bin/python -m benchmarks.step_cost               # tiny + full width (1.5-6 minutes on 2 shared cores)
+    .venv/bin/python -m benchmarks.step_cost               # tiny + full width (2-9 minutes on 2 shared cores)
     .venv/bin/python -m benchmarks.step_cost --tiny-only   # a few seconds
 
 Times are medians over --repeats rounds (every case once per round, after --warmup rounds), each as a ratio

@@ -6,9 +6,9 @@ the check fails it). Prints one JSON object.
 
     <neo venv>/bin/python tests/realhost/neo_refusal_check.py --neo <neo folder>
 
-Output: {"families": {family: {...verdict, classes, predictor, text engine...}}, "engines": {engine class:
-{"guesses": [...], "text_engines": {attr: engine class}, "tokenize_line": [...]}}, "possible_models": [...],
-"text_classes_with_tokenize_line": [...]}
+Output: {"families": {family: {verdict, host_problem, classes, predictor, text_engine_touched, ...}},
+"engines": {engine class: {guesses, text_engines {attr: class}, found_text_engine, forge_objects, flags}},
+"possible_models": [...], "forge_objects_attributes": [...], "text_classes_with_tokenize_line": [...]}
 """
 
 from __future__ import annotations
@@ -99,16 +99,21 @@ def _import_neo(neo: Path) -> None:
         sys.argv = argv
 
 
-def _self_calls(init: ast.FunctionDef) -> dict[str, str]:
-    """`self.<attr> = <Class>(...)` in an __init__: {attr: Class}."""
-    out = {}
+def _self_assignments(init: ast.FunctionDef) -> dict[str, Any]:
+    """Every `self.<attr> = ...` in an __init__: the class name for `<Class>(...)`, the value for a constant."""
+    out: dict[str, Any] = {}
     for node in ast.walk(init):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-            func = node.value.func
-            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            for target in node.targets:
-                if isinstance(target, ast.Attribute) and getattr(target.value, "id", None) == "self":
-                    out[target.attr] = name
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+            continue
+        value = node.value
+        if isinstance(value, ast.Call):
+            func = value.func
+            value = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        else:
+            value = value.value if isinstance(value, ast.Constant) else None
+        for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+            if isinstance(target, ast.Attribute) and getattr(target.value, "id", None) == "self":
+                out[target.attr] = value
     return out
 
 
@@ -121,14 +126,29 @@ def read_engines(neo: Path) -> dict[str, dict[str, Any]]:
                 continue
             if not any(isinstance(b, ast.Name) and b.id == "ForgeDiffusionEngine" for b in cls.bases):
                 continue
-            guesses, text = [], {}
+            guesses, assigned = [], {}
             for item in cls.body:
                 if isinstance(item, ast.Assign) and getattr(item.targets[0], "id", "") == "matched_guesses":
                     guesses = [e.attr for e in getattr(item.value, "elts", []) if isinstance(e, ast.Attribute)]
                 if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-                    text = {a: c for a, c in _self_calls(item).items() if a.startswith("text_processing_engine")}
-            engines[cls.name] = {"file": path.name, "guesses": guesses, "text_engines": text}
+                    assigned = _self_assignments(item)
+            engines[cls.name] = {
+                "file": path.name,
+                "guesses": guesses,
+                "text_engines": {a: c for a, c in assigned.items() if a.startswith("text_processing_engine")},
+                "forge_objects": assigned.get("forge_objects"),  # the class it is made from
+                "flags": sorted(a for a in ("is_sd1", "is_sdxl") if assigned.get(a) is True),  # Host.is_sd1 reads
+            }
     return engines
+
+
+def forge_objects_attributes(neo: Path) -> list[str]:
+    """What backend/diffusion_engine/base.py's ForgeObjects sets in its __init__ (ae_webui reads .unet)."""
+    for cls in ast.parse((neo / "backend" / "diffusion_engine" / "base.py").read_text(encoding="utf-8")).body:
+        if isinstance(cls, ast.ClassDef) and cls.name == "ForgeObjects":
+            init = next(f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__")
+            return sorted(_self_assignments(init))
+    raise SystemExit("backend/diffusion_engine/base.py has no ForgeObjects")
 
 
 def read_possible_models(neo: Path) -> list[str]:
@@ -256,6 +276,7 @@ def main() -> None:
         "families": families,
         "engines": engines,
         "possible_models": read_possible_models(neo),
+        "forge_objects_attributes": forge_objects_attributes(neo),
         "text_classes_with_tokenize_line": tokenizing,
     }))
 

@@ -87,3 +87,8 @@ def test_the_text_engines_ae_webui_uses_exist_in_neos_engines(neo: dict) -> None
     assert engines["StableDiffusionXL"]["text_engines"]["text_processing_engine_g"] in tokenizing
     for name in ("StableDiffusion", "StableDiffusionXL"):
         assert set(engines[name]["text_engines"].values()) <= set(tokenizing), engines[name]
+    assert engines["StableDiffusion"]["flags"] == ["is_sd1"]  # Host.is_sd1: SD1's reference token rule
+    assert engines["StableDiffusionXL"]["flags"] == ["is_sdxl"]
+    assert "unet" in neo["forge_objects_attributes"]
+    for name in neo["possible_models"]:  # every engine keeps its UnetPatcher at forge_objects.unet
+        assert engines[name]["forge_objects"] == "ForgeObjects", (name, engines[name])

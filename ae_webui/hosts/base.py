@@ -15,10 +15,11 @@ RunCond = Callable[[torch.Tensor, list[int]], Any]
 
 
 # Where each WebUI keeps the text side whose columns the UNet's context has, first match wins:
-# SDXL's CLIP-L embedder (A1111's conditioner, or Forge/Neo's `_l` engine: its columns line up with CLIP-G's),
+# SDXL's CLIP-L embedder (A1111's conditioner, or Forge/Neo's `_l` engine: its columns line up with CLIP-G's; the
+# SDXL refiner has only `_g`),
 # A1111/Classic's hijacked `cond_stage_model`, Forge/Neo's `text_processing_engine` (Neo: ClassicTextProcessingEngine
 # or upstream's ClipEngine, the same tokenize_line/id_end/tokenizer).
-TEXT_ATTRIBUTES = ("text_processing_engine", "text_processing_engine_l", "cond_stage_model")
+TEXT_ATTRIBUTES = ("text_processing_engine", "text_processing_engine_l", "text_processing_engine_g", "cond_stage_model")
 
 
 def find_text_engine(sd_model: Any) -> Any:

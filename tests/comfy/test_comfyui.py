@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ae_comfy.inputs import PARAM_FIELDS
-from tests.comfy.server import PromptRejected, window_scores
+from tests.comfy.server import PACK_NAME, PromptRejected, window_scores
 from tests.comfy.workflows import PROMPT, Graph, ae_and_plain, to_api
 
 pytestmark = pytest.mark.comfyui
@@ -133,6 +133,18 @@ def test_refusals_stand_down_with_a_warning_and_the_image_is_made(comfy: Any) ->
     assert "A&E image" not in log  # no run got A&E
 
 
+def test_long_prompts_and_emphasis_map_to_the_encoded_columns(comfy: Any) -> None:
+    """Chunk 2 of a long prompt (column 77 + j) holds "(frog:1.2)"; an index past the end names the 154 columns."""
+    long_text = "a cat and " + "very " * 80 + "(frog:1.2)"
+    prompt, _ = ae_and_plain(with_plain=False, text=long_text, max_refine=1)
+    outcome = comfy.run(prompt)
+    assert outcome.status == "success", outcome.messages
+    assert [label for label, _ in window_scores(outcome.log)[1]] == ["cat", "frog"]
+    prompt, _ = ae_and_plain(with_plain=False, text=long_text, subjects="154")
+    error = comfy.run(prompt).message("execution_error")
+    assert "index 154 is out of range (this prompt has columns 0-153)" in error["exception_message"]
+
+
 def _score_prompt(family: str, seeds: list[int]) -> dict[str, Any]:
     g = Graph(family)
     negative = g.encode("")
@@ -164,7 +176,9 @@ def test_the_weakest_score_rises_over_step_size_0(comfy: Any, family: str) -> No
 
 def test_the_example_workflow_and_the_maps_node(comfy: Any) -> None:
     """The shipped workflow, converted as the page queues it; only the size and steps are cut for the CPU."""
-    workflow = json.loads(EXAMPLE.read_text())
+    assert comfy.get("/api/workflow_templates")[PACK_NAME] == [EXAMPLE.stem]  # the template browser's list
+    workflow = comfy.get(f"/api/workflow_templates/{PACK_NAME}/{EXAMPLE.name}")
+    assert workflow == json.loads(EXAMPLE.read_text())
     prompt = to_api(workflow, comfy.get("/object_info"))
     types = {v["class_type"]: k for k, v in prompt.items()}
     assert {"AttendAndExcite", "AttendAndExciteMaps", "KSampler", "SaveImage"} <= set(types)

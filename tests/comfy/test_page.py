@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.comfy.server import PACK_NAME
 from tests.realhost.hostenv import ROOT
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.browser]
@@ -62,7 +63,10 @@ def test_add_the_node_from_the_menu_queue_the_example_and_see_the_scores(comfy: 
     workflow = json.loads(EXAMPLE.read_text())
     ckpt = next(n for n in workflow["nodes"] if n["type"] == "CheckpointLoaderSimple")["widgets_values"][0]
     comfy.link_checkpoint(ckpt, "sd15")
-    tab.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", workflow)
+    # as the template browser does: the pack's template served by ComfyUI, loaded into the graph
+    tab.evaluate(f"""async () => {{
+        const r = await fetch('/api/workflow_templates/{PACK_NAME}/{EXAMPLE.name}');
+        await window.app.loadGraphData(await r.json()); }}""")
     assert _count(tab, "AttendAndExcite") == 1, "the example workflow did not load"
 
     # Add one from the node search, the way a user does: double-click the empty canvas, type, Enter.

@@ -142,3 +142,58 @@ def test_sampler_names_rules_and_refusals() -> None:
     assert "does not know" in samplers.refusal("my_custom_sampler")
     # seeds_3: x, x_2, x_3 per step, one call on the last step
     assert [step_of_call(CallRule.THREE_STAGE, c) for c in range(7)] == [0, None, None, 1, None, None, 2]
+
+
+class _Executor:
+    """Stands for ComfyUI's WrapperExecutor of SAMPLER_SAMPLE: class_obj is the KSAMPLER, calling it samples."""
+
+    def __init__(self, function: object) -> None:
+        self.class_obj = _Sampler(function)
+        self.calls = 0
+
+    def __call__(self, *args: object, **kwargs: object) -> str:
+        self.calls += 1
+        return "the image"
+
+
+class _Guider:
+    def __init__(self, unet: torch.nn.Module, positive: list[dict]) -> None:
+        self.inner_model = type("Model", (), {"diffusion_model": unet})()
+        self.conds = {"positive": positive}
+
+
+def _patch() -> object:
+    from ae_comfy.patch import AEPatch
+    from ae_lib.engine import ImageTarget
+
+    return AEPatch(to_params({"subjects": "cat"}), ImageTarget((2,), (1, 2, 3), ("cat",)), torch.zeros(1, 77, 8), None)
+
+
+@pytest.mark.parametrize("case", ["no cross-attention", "refused sampler", "denoise mask", "attn2 replaced",
+                                  "forward wrapped", "foreign conditioning"])
+def test_run_time_refusals_stand_down_and_the_image_is_made(case: str, unet: torch.nn.Module) -> None:
+    """A&E stands down with a warning (the run's report, the node text, the console); the sampler still runs."""
+
+    def sample_euler() -> None: ...
+
+    def sample_unipc() -> None: ...
+
+    patch = _patch()
+    ours = [{"cross_attn": patch.cond, "model_conds": {}}]
+    network = torch.nn.Linear(4, 4) if case == "no cross-attention" else unet
+    positive = [{"cross_attn": torch.ones(1, 77, 8)}] if case == "foreign conditioning" else ours
+    options = {
+        "attn2 replaced": {"transformer_options": {"patches_replace": {"attn2": {("input", 4): object()}}}},
+        "forward wrapped": {"model_function_wrapper": object()},
+    }.get(case, {})
+    executor = _Executor(sample_unipc if case == "refused sampler" else sample_euler)
+    mask = torch.ones(1, 1, 8, 8) if case == "denoise mask" else None
+    sigmas = torch.tensor([14.6, 1.0, 0.0])
+    out = patch.sampler_sample(executor, _Guider(network, positive), sigmas, {"model_options": options}, None,
+                               torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8), mask, False)
+    assert out == "the image" and executor.calls == 1
+    expected = {"no cross-attention": "no UNet cross-attention", "refused sampler": "'uni_pc' is not supported",
+                "denoise mask": "denoise mask", "attn2 replaced": "replaces the UNet's cross-attention",
+                "forward wrapped": "wraps the UNet's forward", "foreign conditioning": "not this node's"}[case]
+    assert any(expected in w for w in patch.report.warnings), patch.report.warnings
+    assert patch.report.altered == []

@@ -161,8 +161,6 @@ class AEPatch:
         self._show(self.report.text())
 
     def _finish(self) -> None:
-        for line in self.report.warnings:
-            LOG.warning(line)
         self._show(self.report.text())
 
     def _show(self, text: str) -> None:

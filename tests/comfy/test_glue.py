@@ -197,3 +197,20 @@ def test_run_time_refusals_stand_down_and_the_image_is_made(case: str, unet: tor
                 "forward wrapped": "wraps the UNet's forward", "foreign conditioning": "not this node's"}[case]
     assert any(expected in w for w in patch.report.warnings), patch.report.warnings
     assert patch.report.altered == []
+
+
+def test_install_py_is_harmless_when_comfyui_manager_runs_it(tmp_path: Path) -> None:
+    """ComfyUI-Manager runs a pack's install.py with the pack as working directory and ComfyUI's python."""
+    done = subprocess.run([sys.executable, "install.py"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""  # nothing installed, nothing to say on a current torch
+    assert pyproject()["tool"]["comfy"]["DisplayName"] == "Attend and Excite"
+    assert pyproject()["project"]["urls"]["Repository"].startswith("https://")
+    assert not (ROOT / "requirements.txt").exists()
+
+
+def pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -7,51 +7,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.comfy.server import PACK_NAME
 from tests.realhost.hostenv import ROOT
+from tests.realhost.test_page import CHROMIUM, CHROMIUM_ARGS, _only_local
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.browser]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 EXAMPLE = ROOT / "example_workflows" / "attend_and_excite.json"
 ARTIFACTS = ROOT / "artifacts"
 
 
-def _only_local(route: Any) -> None:
-    if route.request.url.startswith(("http://127.0.0.1", "ws://127.0.0.1")):
-        route.continue_()
-    else:
-        route.abort()
-
-
 @pytest.fixture
-def page(comfy: Any, tmp_path: Path) -> Iterator[tuple[Any, list[str]]]:
+def page(comfy: Any) -> Iterator[tuple[Any, list[str]]]:
+    """ComfyUI's page in Debian's chromium (the WebUI page tests' browser set-up), with the graph ready."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found (Debian's chromium; tools/setup.sh installs it with apt)")
     sync_api = pytest.importorskip("playwright.sync_api")
+    comfy.post("/settings/Comfy.TutorialCompleted", True)  # no first-run template dialog over the canvas
     with sync_api.sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1600, "height": 900},
-        )
-        context.set_default_timeout(60_000)
-        context.route("**/*", _only_local)
-        tab = context.new_page()
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1600, "height": 900})
+        tab.set_default_timeout(60_000)
+        tab.route("**/*", _only_local)
         errors: list[str] = []
         tab.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
-        comfy.post("/settings/Comfy.TutorialCompleted", True)  # no first-run template dialog over the canvas
         tab.goto(comfy.url)
         # the page loads its default workflow once it is up; ours is loaded after that
         tab.wait_for_function("() => window.app && window.app.graph && window.app.graph.nodes.length > 0",
                               timeout=120_000)
         yield tab, errors
-        context.close()
+        browser.close()
 
 
 def _count(tab: Any, node_type: str) -> int:

@@ -113,7 +113,26 @@ SDXL = Family(
     input_gain=4.0,
     value_gain=0.02,
 )
-FAMILIES = {"sd15": SD15, "sdxl": SDXL}
+# SDXL with SDXL's own input depths [0, 0, 2, 2, 10, 10] (two res blocks per level): the only SDXL layout Forge Neo's
+# huggingface_guess recognises (it has no KOALA entry). Still 320 wide, one transformer layer per output block and in
+# the middle; the ten-layer stacks run at latent/4.
+SDXL_FULL_DEPTH = Family(
+    repo="stabilityai/stable-diffusion-xl-base-1.0",
+    guess="SDXL",
+    unet={
+        **SDXL.unet,
+        "num_res_blocks": [2, 2, 2],
+        "transformer_depth": [0, 0, 2, 2, 10, 10],
+        "transformer_depth_output": [0, 0, 0, 1, 1, 1, 1, 1, 1],
+    },
+    clip_l=SDXL.clip_l,
+    clip_g=SDXL.clip_g,
+    seed=2500,
+    key_gain=SDXL.key_gain,
+    input_gain=SDXL.input_gain,
+    value_gain=SDXL.value_gain,
+)
+FAMILIES = {"sd15": SD15, "sdxl": SDXL, "sdxl_full_depth": SDXL_FULL_DEPTH}
 
 
 def file_name(family: str) -> str:

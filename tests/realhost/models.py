@@ -21,9 +21,21 @@ def ensure(install: HostInstall) -> Path:
     if install.kind.name not in FORGE_FAMILY:
         msg = f"no test checkpoints for {install.kind.name}"
         raise ValueError(msg)
-    from tests.realhost.checkpoints_forge import VERSION, build_with
+    from tests.realhost.checkpoints_forge import VERSION, build_with, file_name
 
     builder = install if install.kind.name == "forge" else hostenv.ensure("forge")
     dest = CACHE / f"ckpt-forge-v{VERSION}"  # one version per folder: Forge lists (and may pick) every file there
     build_with(builder, dest)
-    return dest
+    if install.kind.name != "neo":
+        return dest
+    # Neo: the same SD1.5 file (linked) and the SDXL layout Neo recognises, in a folder of its own.
+    neo = CACHE / f"ckpt-neo-v{VERSION}"
+    neo.mkdir(parents=True, exist_ok=True)
+    sd15 = neo / file_name("sd15")
+    if not sd15.exists():
+        tmp = sd15.with_suffix(".link.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.hardlink_to(dest / file_name("sd15"))
+        tmp.replace(sd15)
+    build_with(builder, neo, ("sdxl_full_depth",))
+    return neo

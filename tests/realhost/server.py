@@ -110,6 +110,9 @@ class WebUI:
         (ext / "ae-test-support").symlink_to(SUPPORT_EXT, target_is_directory=True)
         config = {**BASE_CONFIG, **HOST_CONFIG.get(self.install.kind.name, {})}
         (self.workdir / "config.json").write_text(json.dumps(config))
+        # Neo's default temp_dir is <data>/tmp, created only when the option changes (modules/ui_tempdir.py); with
+        # samples_save off the UI's gallery writes each image there and fails on a fresh tree without it.
+        (self.workdir / "tmp").mkdir(exist_ok=True)
         # Files the tiny checkpoints' build leaves for models/VAE-approx/ (vaeapprox-sdxl.pt: SDXL would download it).
         approx = self.ckpt_dir / "VAE-approx"
         if approx.is_dir():

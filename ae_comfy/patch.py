@@ -189,19 +189,46 @@ def place(model_sampling: Any, run: list[float]) -> Placement | None:
     """The run's place in a full schedule of one of ComfyUI's schedulers (see ae_comfy.placement)."""
     from comfy.samplers import SCHEDULER_NAMES, calculate_sigmas
 
-    def candidates() -> Any:
-        for total in range(len(run) - 1, MAX_SCHEDULE + 1):
-            for name in SCHEDULER_NAMES:
-                try:
-                    full = [float(s) for s in calculate_sigmas(model_sampling, name, total)]
-                    yield f"{name}, {total} steps", full
-                    # dpm_2, dpm_2_ancestral, uni_pc: one more step, then the next-to-last sigma dropped
-                    more = [float(s) for s in calculate_sigmas(model_sampling, name, total + 1)]
-                    yield f"{name}, {total} steps (penultimate dropped)", [*more[:-2], more[-1]]
-                except Exception:  # a scheduler that cannot make this length
-                    continue
+    def schedules(name: str, total: int) -> list[tuple[str, list[float]]]:
+        try:
+            full = [float(s) for s in calculate_sigmas(model_sampling, name, total)]
+            # dpm_2, dpm_2_ancestral, uni_pc: one step more, then the next-to-last sigma dropped
+            more = [float(s) for s in calculate_sigmas(model_sampling, name, total + 1)]
+        except Exception:  # a scheduler that cannot make this length
+            return []
+        return [(f"{name}, {total} steps", full), (f"{name}, {total} steps (penultimate dropped)",
+                                                   [*more[:-2], more[-1]])]
 
-    return locate(run, candidates()) or whole_run(run, float(model_sampling.sigma_max))
+    steps = len(run) - 1
+    return (locate(run, _candidates(schedules, SCHEDULER_NAMES, run, steps))
+            or whole_run(run, float(model_sampling.sigma_max)))
+
+
+def _candidates(schedules: Any, names: list[str], run: list[float], steps: int) -> Any:
+    """Full schedules that may hold the run. A run ending at sigma 0 is a schedule's tail (KSampler denoise < 1,
+    KSamplerAdvanced start_at_step): its first sigma falls as the schedule grows, so each scheduler's length is
+    found by bisection. Other runs (end_at_step) are looked for in schedules up to 4x their length."""
+    for name in names:
+        yield from schedules(name, steps)
+    if run[-1] == 0.0:
+        for name in names:
+            for variant in (0, 1):
+                lo, hi = steps, min(MAX_SCHEDULE, 20 * max(steps, 1))
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    found = schedules(name, mid)
+                    if not found or found[variant][1][mid - steps] < run[0]:
+                        hi = mid
+                    else:
+                        lo = mid
+                for total in range(max(steps, lo - 2), lo + 3):
+                    found = schedules(name, total)
+                    if found:
+                        yield found[variant]
+        return
+    for total in range(steps + 1, min(MAX_SCHEDULE, 4 * steps + 4) + 1):
+        for name in names:
+            yield from schedules(name, total)
 
 
 def _plain_attention(func: Any, *args: Any, **kwargs: Any) -> Any:

@@ -27,9 +27,11 @@ TARGETS = {
         Target("forge-sd15", "forge", file_name("sd15").removesuffix(".safetensors"), "sd1"),
         Target("forge-sdxl", "forge", file_name("sdxl").removesuffix(".safetensors"), "sdxl"),
         # Forge Classic and Forge Neo load the Forge SD1.5 test checkpoint as it is. Neo does not recognise the Forge
-        # SDXL one (its huggingface_guess knows SDXL's input depths [0, 0, 2, 2, 10, 10] only, not KOALA's).
+        # SDXL one (its huggingface_guess knows SDXL's input depths [0, 0, 2, 2, 10, 10] only, not KOALA's): it gets
+        # an SDXL with those depths (checkpoints_forge.SDXL_FULL_DEPTH).
         Target("classic-sd15", "classic", file_name("sd15").removesuffix(".safetensors"), "sd1"),
         Target("neo-sd15", "neo", file_name("sd15").removesuffix(".safetensors"), "sd1"),
+        Target("neo-sdxl", "neo", file_name("sdxl_full_depth").removesuffix(".safetensors"), "sdxl"),
     )
 }
 # The full scenario list runs on one SD1 target per host; the cheap checks and the rise test on every target.

@@ -1,9 +1,13 @@
 """The host seam: what differs between the WebUIs this extension runs in, behind one small interface.
 
-`current()` detects the host once, by what its modules expose (not by version strings): Forge has
-`backend.patcher.unet` (its own UNet/patcher stack); otherwise the A1111 adapter serves (also reForge, whose
-`sd_model.model.diffusion_model` and `cond_stage_model` follow A1111). Everything else in ae_webui calls the
-returned object and imports no host-only module itself.
+`current()` picks the adapter once, by what the host's modules expose (not by names or version strings): a
+`backend.patcher.unet` package means Forge's own UNet/patcher stack (Forge, Forge Neo) and `ForgeHost`;
+otherwise `A1111Host` serves (A1111, and Forge Classic and reForge, whose `sd_model.model.diffusion_model` and
+text wrappers follow A1111). What differs inside a family is answered by probing the objects themselves:
+autograd (ae_lib.autograd: inference tensors, in-place residual adds), the text engine (base.find_text_engine),
+UNet patcher options (base.patcher_problem), the prompt-schedule signature (ae_webui.tokenize) and infotext
+serialisation (ae_webui.state.freeze_infotext). Everything else in ae_webui calls the returned object and imports
+no host-only module itself.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One real ComfyUI (a125cd84, CPU) per test session, with this checkout in custom_nodes/ and the Forge test
+"""One real ComfyUI (a125cd84, CPU) for the tests of this folder, with this checkout in custom_nodes/ and the Forge test
 checkpoints (ComfyUI detects them as SD15 and KOALA_700M). Without the ComfyUI source the tests skip, except
 under CI=true, where a missing host is a failure."""
 
@@ -27,7 +27,7 @@ def _install(kind: str) -> hostenv.HostInstall:
         pytest.skip(str(error))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once tests/comfy is done: the WebUI hosts run after it
 def comfy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyUI]:
     t0 = time.monotonic()
     install = _install("comfyui")

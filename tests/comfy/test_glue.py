@@ -214,3 +214,25 @@ def pyproject() -> dict:
     import tomllib
 
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+class _FailingRun:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def call(self, *args: object) -> None:
+        raise self.error
+
+
+def test_no_gradient_fails_the_prompt_other_errors_stand_down() -> None:
+    from ae_lib.engine import NoGradientError
+
+    patch = _patch()
+    executor = _Executor(None)
+    patch._run = _FailingRun(NoGradientError("the A&E pass recorded no gradient"))
+    with pytest.raises(NoGradientError):  # never a silent no-op
+        patch.predict_noise(executor, torch.zeros(1, 4, 8, 8), torch.ones(1), {}, None)
+    assert executor.calls == 0 and patch._run is None
+    patch._run = _FailingRun(RuntimeError("something else"))
+    assert patch.predict_noise(executor, torch.zeros(1, 4, 8, 8), torch.ones(1), {}, None) == "the image"
+    assert patch._run is None and any("stood down" in w for w in patch.report.warnings)

@@ -102,9 +102,9 @@ class AEPatch:
         if run is not None:
             try:
                 run.call(x, timestep, model_options)
-            except NoGradientError:
+            except NoGradientError as error:  # never a silent no-op, never a lost image: said on the node
                 self._run = None
-                raise  # never a silent no-op: the prompt fails with the reason
+                self._warn(f"A&E did not act: {error}")
             except Exception as error:
                 LOG.exception("error in the A&E step")
                 self._run = None

@@ -19,7 +19,7 @@ from ae_lib.scores import subject_maps
 
 @dataclass
 class ImageWindow:
-    labels: tuple[str, ...]
+    labels: tuple[str, ...] = ()
     scores: list[float] = field(default_factory=list)
     first_scores: list[float] = field(default_factory=list)
     first_maps: torch.Tensor | None = None  # (subjects, h, w) at the first altered step

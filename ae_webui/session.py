@@ -17,10 +17,9 @@ from modules import prompt_parser, shared
 from ae_lib.capture import target_grid
 from ae_lib.engine import AttendExcite, ImageTarget
 from ae_lib.latents import apply_model_update, to_model_latent
-from ae_lib.report import window_summary
 from ae_lib.schedule import Schedule
-from ae_lib.scores import subject_maps
 from ae_lib.tokens import map_subjects, text_columns
+from ae_lib.window import end_of_window_lines, record_step
 from ae_webui import hosts, settings, tokenize
 from ae_webui.sampler_steps import RunPosition, step_of_call
 from ae_webui.state import LOG, GenerationState
@@ -134,32 +133,16 @@ class Session:
             report.problem = f"image {i + 1} ran without A&E: {found.message()}"
             LOG.warning(report.problem)
             return None
-        report.labels = list(found.labels)
+        report.labels = tuple(found.labels)
         return ImageTarget(tuple(found.columns), tuple(text_columns(columns, self.rule)), tuple(found.labels))
 
     def _record(self, result: Any, targets: list[ImageTarget | None], index: int, grid: tuple[int, int]) -> None:
-        for b, scores in result.scores.items():
-            report = self.state.image(b)
-            report.scores = list(scores)
-            if b in result.maps and targets[b] is not None:
-                t = targets[b]
-                maps = subject_maps(result.maps[b], t.text_columns, t.subjects, grid).cpu()
-                report.last_maps = maps
-                if report.first_maps is None:
-                    report.first_maps, report.first_scores = maps, list(scores)
+        record_step(self.state.images, result, targets, grid)  # every row with a target has its ImageReport
         for message in result.skipped.values():
             self.state.warn(f"half precision: {message} (run with --no-half if this repeats)")
         if index == self.engine.schedule.alter_until - 1:
-            self._summary()
-
-    def _summary(self) -> None:
-        """The console line at the end of the window: scores, and which subjects are below the last threshold."""
-        goal = max(self.engine.schedule.thresholds.values(), default=0.0)
-        for b in sorted(self.state.images):
-            report = self.state.images[b]
-            if report.scores:
-                met = [score >= goal for score in report.scores]
-                LOG.info(window_summary(b + 1, report.labels, report.scores, met))
+            for line in end_of_window_lines(self.state.images, self.engine.schedule):
+                LOG.info(line)
 
     def _progress(self, iteration: int, limit: int) -> None:
         shared.state.textinfo = f"Attend and Excite: refining {iteration}/{limit}"

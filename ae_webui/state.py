@@ -13,6 +13,7 @@ from typing import Any
 
 from ae_lib.params import AEParams
 from ae_lib.report import format_scores
+from ae_lib.window import ImageWindow
 
 LOG = logging.getLogger("attend_and_excite")
 if not LOG.handlers:  # the WebUI does not configure logging for extensions; make our lines visible
@@ -27,12 +28,9 @@ INFO_KEYS = ("AE scores", "AE error")
 
 
 @dataclass
-class ImageReport:
-    labels: list[str] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-    first_maps: Any = None  # (S, h, w) at the first altered step, for the heat-map grid
-    first_scores: list[float] | None = None
-    last_maps: Any = None  # (S, h, w) at the last altered step
+class ImageReport(ImageWindow):
+    """One image's window record (ae_lib.window: scores, first/last maps) and why it ran without A&E, if so."""
+
     problem: str | None = None
 
 

@@ -32,7 +32,8 @@ def find_text_engine(sd_model: Any) -> Any:
         engine = getattr(sd_model, attr, None)
         if engine is not None and hasattr(engine, "tokenize_line"):
             return engine
-    msg = f"{type(sd_model).__name__} has no text engine with tokenize_line (looked at conditioner, {TEXT_ATTRIBUTES})"
+    msg = (f"the current model ({type(sd_model).__name__}) has no text engine with tokenize_line; if no model is "
+           "loaded yet (Forge and Neo load it at the first generation), generate once")
     raise RuntimeError(msg)
 
 

@@ -51,9 +51,15 @@ def begin(p: Any, args: tuple) -> None:
         LOG.warning(message)
         p.extra_generation_params["AE error"] = message
         return
-    state = GenerationState(params)
     p.extra_generation_params.update(to_infotext(params))
-    install_infotext(p, state)
+    problem = hosts.standing_problem()
+    if problem:  # never a silent no-op: the image says that A&E did not act, and why
+        message = f"A&E did not act: {problem}; the image was made without A&E"
+        LOG.warning(message)
+        p.extra_generation_params["AE error"] = message
+        return
+    state = GenerationState(params)
+    install_infotext(p, state, callables=hosts.infotext_callables())
     set_state(p, state)
 
 

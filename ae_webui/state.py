@@ -44,6 +44,7 @@ class GenerationState:
     session: Any = None  # the installed Session, if any
     map_grids: list[Any] = field(default_factory=list)  # rendered attention-map grids, for the gallery
     written: dict[str, dict[int, str | None]] = field(default_factory=dict)  # infotext key -> image index -> value
+    plain_infotext: bool = False  # the host's create_infotext does not call callables: values per image, plain
 
     def warn(self, message: str) -> None:
         if message not in self.messages:
@@ -78,9 +79,15 @@ def set_state(p: Any, state: GenerationState | None) -> None:
     setattr(p, ATTR, state)
 
 
-def install_infotext(p: Any, state: GenerationState) -> None:
+def install_infotext(p: Any, state: GenerationState, callables: bool = True) -> None:
     """Callables, so each image gets its own values (create_infotext passes `index`, the image's index in the
-    generation; its position in the current batch is index % batch_size). Each value written is remembered."""
+    generation; its position in the current batch is index % batch_size). Each value written is remembered.
+
+    A host whose create_infotext does not call them (SD.Next) would print the function: there the values are
+    written as plain strings by write_image_infotext, before each image's infotext."""
+    if not callables:
+        state.plain_infotext = True
+        return
 
     def per_image(key: str, text: Callable[[int], str | None]) -> Callable[..., str | None]:
         def value(index: int = 0, **_: Any) -> str | None:
@@ -92,6 +99,21 @@ def install_infotext(p: Any, state: GenerationState) -> None:
 
     p.extra_generation_params["AE scores"] = per_image("AE scores", state.scores_text)
     p.extra_generation_params["AE error"] = per_image("AE error", state.error_text)
+
+
+def write_image_infotext(p: Any) -> None:
+    """postprocess_image (every host calls it for each image before that image's infotext): in plain mode, this
+    image's scores and errors as plain strings; a value the image does not have is removed."""
+    state = get_state(p)
+    if state is None or not state.plain_infotext:
+        return
+    position = int(getattr(p, "batch_index", 0) or 0)
+    for key, text in (("AE scores", state.scores_text), ("AE error", state.error_text)):
+        value = text(position)
+        if value is None:
+            p.extra_generation_params.pop(key, None)
+        else:
+            p.extra_generation_params[key] = value
 
 
 def freeze_infotext(p: Any, state: GenerationState) -> None:

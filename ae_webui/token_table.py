@@ -120,10 +120,20 @@ def _default_columns(prompt: str) -> Sequence[TokenColumn]:
     return tokenize.columns_for_prompt(prompt)
 
 
+def _host_problem() -> str | None:
+    """Why A&E cannot act in this WebUI at all (ae_webui.hosts.standing_problem): the table says so instead."""
+    from ae_webui import hosts
+
+    return hosts.standing_problem()
+
+
 def table_payload(prompt: str, *, columns_fn: ColumnsFn | None = None) -> str:
     """JSON for the token table of `prompt`; a failure becomes a payload with "error" (shown in the table)."""
     prompt = prompt or ""
     try:
+        problem = _host_problem() if columns_fn is None else None
+        if problem:
+            return json.dumps(error_payload(prompt, f"A&E cannot act here: {problem}"), separators=(",", ":"))
         tokens = (columns_fn or _default_columns)(prompt)
         payload = payload_for(prompt, tokens)
     except Exception as e:  # a UI event: report in the table and the log, never break the page

@@ -27,6 +27,16 @@ def _control(spec: FieldSpec, elem_id: ElemId) -> Any:
     )
 
 
+def tab_name(script: Any) -> str:
+    """The tab a script instance is built for: A1111/Forge set `tabname`, SD.Next sets `parent` ('txt2img',
+    'img2img', 'control'); whichever the object has, else the script's own is_img2img."""
+    for attr in ("tabname", "parent"):
+        value = getattr(script, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return "img2img" if getattr(script, "is_img2img", False) else "txt2img"
+
+
 def build(elem_id: ElemId, extra: Callable[[dict[str, Any]], None] | None = None) -> list[Any]:
     """Components in FIELDS order (the script's args and the positional API order).
 

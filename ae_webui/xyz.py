@@ -2,15 +2,21 @@
 
 Each cell runs on a shallow copy of p, so an axis stores a NEW dict on the copy; `process()` merges it over
 the UI values through the same parameter model (parse_named), so axes are validated like the UI and API.
+
+The hosts' AxisOption differ: A1111/Forge take `format_value=`, SD.Next `fmt=` (scripts/xyz/xyz_grid_classes.py);
+the keyword is read from the class's signature. Everything the X/Y/Z script calls back is guarded: only `confirm`
+raises, and only for a value the parameter model rejects (the X/Y/Z protocol for refusing a grid before it runs).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from modules import scripts
 
 from ae_lib.params import SPECS, parse_named
+from ae_webui.boundary import guarded
 from ae_webui.state import LOG
 
 OVERRIDES = "ae_overrides"
@@ -20,6 +26,7 @@ AXES = (("enabled", "On/off", bool), ("subjects", "Subjects", str), ("step_size"
 
 
 def _apply(name: str):
+    @guarded(f"the X/Y/Z axis {name}")
     def apply(p: Any, x: Any, xs: Any) -> None:
         setattr(p, OVERRIDES, {**getattr(p, OVERRIDES, {}), name: x})
         if name != "enabled":
@@ -28,12 +35,19 @@ def _apply(name: str):
     return apply
 
 
+def _problems(name: str, xs: list[Any]) -> list[str]:
+    try:
+        return [e for x in xs for e in parse_named({name: x}).errors]
+    except Exception:  # a bug of ours must not stop the grid; process() reports the value again
+        LOG.exception("could not check the X/Y/Z values for %s", name)
+        return []
+
+
 def _confirm(name: str):
     def confirm(p: Any, xs: list[Any]) -> None:
-        for x in xs:
-            result = parse_named({name: x})
-            if not result.ok:
-                raise RuntimeError(f"{PREFIX}{'; '.join(result.errors)}")
+        problems = _problems(name, xs)
+        if problems:
+            raise RuntimeError(f"{PREFIX}{'; '.join(problems)}")
 
     return confirm
 
@@ -53,13 +67,25 @@ def register_axes() -> None:
         return
     if any(getattr(opt, "label", "").startswith(PREFIX) for opt in module.axis_options):
         return
+    fmt = _format_keyword(module.AxisOption)
     for name, label, kind in AXES:
         kwargs: dict[str, Any] = {"confirm": _confirm(name)}
         if kind is bool:
             kwargs = {"choices": lambda: ["True", "False"]}
-        module.axis_options.append(
-            module.AxisOption(PREFIX + label, _axis_type(kind), _apply(name), format_value=_format(name), **kwargs)
-        )
+        if fmt is None:  # neither keyword: the formatter is the fourth positional parameter in every host
+            option = module.AxisOption(PREFIX + label, _axis_type(kind), _apply(name), _format(name), **kwargs)
+        else:
+            option = module.AxisOption(PREFIX + label, _axis_type(kind), _apply(name), **{fmt: _format(name)}, **kwargs)
+        module.axis_options.append(option)
+
+
+def _format_keyword(axis_option: Any) -> str | None:
+    """The keyword this host's AxisOption takes the value formatter by: `format_value` (A1111) or `fmt` (SD.Next)."""
+    try:
+        parameters = inspect.signature(axis_option).parameters
+    except (TypeError, ValueError):
+        return None
+    return next((k for k in ("format_value", "fmt") if k in parameters), None)
 
 
 def _axis_type(kind: type) -> Any:
@@ -70,6 +96,6 @@ def _format(name: str):
     label = SPECS[name].label.split(" (")[0]
 
     def format_value(p: Any, opt: Any, x: Any) -> str:
-        return f"{label}: {x}"
+        return f"{label}: {x}"  # nothing here can raise on a value the axis accepted
 
     return format_value

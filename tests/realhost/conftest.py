@@ -45,10 +45,11 @@ def _ckpt_dir(kind: str) -> Path:
     return ckpt_dir
 
 
-def _webui(kind: str, tmp_path_factory: pytest.TempPathFactory, extra_args: list[str]) -> Iterator[WebUI]:
+def _webui(kind: str, tmp_path_factory: pytest.TempPathFactory, extra_args: list[str],
+           config: dict[str, Any] | None = None) -> Iterator[WebUI]:
     install = _install(kind)
     ckpt_dir = _ckpt_dir(kind)
-    webui = WebUI(install, tmp_path_factory.mktemp(f"{kind}-host") / "webui", ckpt_dir, extra_args)
+    webui = WebUI(install, tmp_path_factory.mktemp(f"{kind}-host") / "webui", ckpt_dir, extra_args, config or {})
     webui.prepare()
     webui.start()
     TIMINGS[f"{kind} start"] = webui.started_s
@@ -80,6 +81,15 @@ def classic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebUI]:
 def neo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebUI]:
     """Forge Neo selects the first checkpoint in --ckpt-dirs (it has no --ckpt); the tests pick theirs by name."""
     yield from _webui("neo", tmp_path_factory, [])
+
+
+@pytest.fixture(scope="session")
+def sdnext(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebUI]:
+    """SD.Next, offline, with the tiny diffusers SD1.5 and SDXL pipelines; it loads the SD1.5 one at start-up."""
+    from tests.realhost import models_sdnext
+
+    config = {"diffusers_dir": str(_ckpt_dir("sdnext")), "sd_model_checkpoint": models_sdnext.title("sd15")}
+    yield from _webui("sdnext", tmp_path_factory, [], config)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

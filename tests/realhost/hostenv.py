@@ -13,11 +13,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,9 @@ class HostKind:
     requirements_file: str = "requirements_versions.txt"
     pre_requirements: tuple[str, ...] = ()  # installed first, in their own pip command
     entry: str = "launch.py"  # the file that marks the host's folder
+    # A host whose install is not "requirements file + our torch pins": the pip install argument lists, in order
+    # (one pip command each), from the unpacked source folder. Replaces pre_requirements/requirements_file.
+    install_steps: Callable[[Path], list[list[str]]] | None = None
 
 
 A1111 = HostKind("a1111", "AE_A1111_SRC", "a1111-v1.10.1-src.tar.gz", "webui")
@@ -53,7 +58,30 @@ NEO = HostKind("neo", "AE_NEO_SRC", "neo-exo101-f95f632-src.tar.gz", "neo", requ
 # requests: imported by app/frontend_management.py, not listed (SOURCES.md).
 COMFYUI = HostKind("comfyui", "AE_COMFYUI_SRC", "comfyui-a125cd84-src.tar.gz", "comfyui-a125cd84", ("requests",),
                    requirements_file="requirements.txt", entry="main.py")
-KINDS = {k.name: k for k in (A1111, FORGE, CLASSIC, NEO, COMFYUI)}
+
+
+def sdnext_steps(top: Path) -> list[list[str]]:
+    """SD.Next's own installer (installer.py) as pip commands, offline-able (SOURCES.md): torch first;
+    requirements.txt (minus setuptools and lint tools) under constraints.txt, plus what installer.py installs
+    itself, with PyPI diffusers/transformers standing in for its git-commit pins; gradio without its pinned
+    dependencies; last and alone setuptools 69.5.1 (ensure_base_requirements reinstalls it at every start
+    otherwise, and torch's setuptools>=77 forbids sharing a command)."""
+    skip = {"setuptools", "ruff", "pylint", "pre-commit"}
+    reqs = [r for r in _requirement_lines(top / "requirements.txt") if _req_name(r) not in skip]
+    own = ["diffusers==0.39.0", "transformers==5.13.0", "tokenizers==0.22.2", "pydantic==2.13.4", "scipy==1.14.1",
+           "opencv-python-headless==4.13.0.92", "aiofiles", "ffmpy", "pydub", "uvicorn", "semantic-version",
+           "altair", "python-multipart", "matplotlib", "importlib-resources", "jinja2", "markupsafe"]
+    return [
+        [*TORCH, "wheel"],
+        ["-c", str(top / "constraints.txt"), *reqs, *own, *TORCH],
+        ["--no-deps", "gradio==3.43.2", "gradio-client==0.5.0", "compel==2.4.0"],
+        ["setuptools==69.5.1"],
+    ]
+
+
+SDNEXT = HostKind("sdnext", "AE_SDNEXT_SRC", "sdnext-058a7f0-src.tar.gz", "sdnext",
+                  requirements_file="requirements.txt", install_steps=sdnext_steps)
+KINDS = {k.name: k for k in (A1111, FORGE, CLASSIC, NEO, COMFYUI, SDNEXT)}
 
 
 class HostUnavailable(RuntimeError):
@@ -114,15 +142,32 @@ def _extract(location: Path, dest: Path) -> None:
         (dest / ".complete").touch()
 
 
+def _req_name(req: str) -> str:
+    return re.split(r"[=<>!~\[;\s]", req, maxsplit=1)[0].lower()
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    return [req for req in (line.split("#")[0].strip() for line in path.read_text().splitlines()) if req]
+
+
 def _requirements(top: Path, kind: HostKind) -> list[str]:
     """The host's pinned requirements, minus the lines our torch pins replace."""
-    keep = []
-    for line in (top / kind.requirements_file).read_text().splitlines():
-        req = line.split("#")[0].strip()
-        name = req.split("=")[0].split("<")[0].split(">")[0].strip().lower()
-        if req and name not in {"torch", "setuptools"}:
-            keep.append(req)
+    lines = _requirement_lines(top / kind.requirements_file)
+    keep = [req for req in lines if _req_name(req) not in {"torch", "setuptools"}]
     return keep + list(kind.extra_requirements)
+
+
+def install_commands(top: Path, kind: HostKind, reqs: list[str], clip: Path | None) -> list[list[str]]:
+    """What goes into the venv: pip install argument lists, one pip command each, in order."""
+    if kind.install_steps is not None:
+        return kind.install_steps(top)
+    steps = [list(TORCH)]
+    if kind.pre_requirements:
+        steps.append([*kind.pre_requirements, *TORCH])
+    steps.append([*reqs, *TORCH])
+    if clip is not None:
+        steps.append(["--no-build-isolation", "--no-deps", str(clip)])
+    return steps
 
 
 def _python311() -> str:
@@ -146,19 +191,15 @@ def _run(cmd: list[str], log: Path) -> None:
         raise RuntimeError(f"host venv build failed (rc {rc}): {' '.join(cmd)}\n{tail}")
 
 
-def _build_venv(venv: Path, kind: HostKind, reqs: list[str], clip: Path | None) -> None:
+def _build_venv(venv: Path, steps: list[list[str]]) -> None:
     """Built in place (a venv is not relocatable); `.complete` marks it usable, a half-built one is redone."""
     log = venv.with_name(venv.name + ".log")
     log.write_text(f"building {venv}\n")
     started = time.monotonic()
     _run([_python311(), "-m", "venv", str(venv)], log)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    _run([*pip, *TORCH], log)
-    if kind.pre_requirements:
-        _run([*pip, *kind.pre_requirements, *TORCH], log)
-    _run([*pip, *reqs, *TORCH], log)
-    if clip is not None:
-        _run([*pip, "--no-build-isolation", "--no-deps", str(clip)], log)
+    for step in steps:
+        _run([*pip, *step], log)
     (venv / ".complete").write_text(f"{time.monotonic() - started:.0f}\n")
 
 
@@ -168,15 +209,19 @@ def ensure(kind_name: str) -> HostInstall:
     top, clip = _unpack(kind, source_location(kind))
     reqs = _requirements(top, kind)
     # Keyed by what goes in, not by where the interpreter was found (a venv's python3.11 is the same Python).
-    key = _digest("\n".join([*kind.pre_requirements, *reqs, *TORCH, _python_version()]).encode(),
-                  str(clip is not None).encode())
+    if kind.install_steps is None:  # the key the other hosts' venvs were built under
+        key = _digest("\n".join([*kind.pre_requirements, *reqs, *TORCH, _python_version()]).encode(),
+                      str(clip is not None).encode())
+    else:
+        steps = kind.install_steps(top)
+        key = _digest("\n".join([*(" ".join(s) for s in steps), _python_version()]).encode())
     venv = CACHE / "venv" / f"{kind.name}-{key}"
     venv.parent.mkdir(parents=True, exist_ok=True)
     with (venv.parent / f"{venv.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; a waiting one then finds it complete
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
-            _build_venv(venv, kind, reqs, clip)
+            _build_venv(venv, install_commands(top, kind, reqs, clip))
     return HostInstall(kind, top, clip, venv / "bin" / "python")
 
 

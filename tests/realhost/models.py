@@ -13,11 +13,16 @@ FORGE_FAMILY = {"forge", "classic", "neo"}
 
 
 def ensure(install: HostInstall) -> Path:
-    """The folder of checkpoints for this host (passed to it as --ckpt-dir, Neo: --ckpt-dirs)."""
+    """The folder of checkpoints for this host (passed to it as --ckpt-dir, Neo: --ckpt-dirs; SD.Next: its
+    diffusers_dir in config.json)."""
     if install.kind.name == "a1111":
         from tests.realhost.checkpoints import ensure_a1111
 
         return ensure_a1111(install)
+    if install.kind.name == "sdnext":  # diffusers folders; the returned folder is SD.Next's diffusers_dir
+        from tests.realhost import models_sdnext
+
+        return models_sdnext.build_with(install, CACHE / f"diffusers-sdnext-v{models_sdnext.VERSION}")
     if install.kind.name not in FORGE_FAMILY:
         msg = f"no test checkpoints for {install.kind.name}"
         raise ValueError(msg)

@@ -1,5 +1,5 @@
-"""Start a real WebUI (A1111, Forge, Forge Classic or Forge Neo) on CPU on a free loopback port, wait until its API
-answers, stop it by its process group.
+"""Start a real WebUI (A1111, Forge, Forge Classic, Forge Neo or SD.Next) on CPU on a free loopback port, wait until
+its API answers, stop it by its process group.
 
 Each session works in its own copy of the host tree, so outputs, config.json and the extensions folder never
 touch the cached source. This checkout is linked into `extensions/`, as a user's clone would be.
@@ -42,6 +42,9 @@ HOST_ARGS = {
     "neo": ["--skip-install", "--skip-python-version-check", "--cpu"],
 }
 CKPT_DIR_ARG = {"neo": "--ckpt-dirs"}  # the others: --ckpt-dir
+# SD.Next has a launcher of its own (SOURCES.md): none of the A1111 flags above; the API is on by default, `--skip-all`
+# skips every install and git step; models come from config.json (`diffusers_dir`, `sd_model_checkpoint`).
+OWN_LAUNCHER_ARGS = {"sdnext": ["--skip-all", "--server-name", "127.0.0.1", "--api-log"]}
 # Options a test host starts with: no live previews (they decode latents on the CPU at every few steps),
 # no update checks, no saving of grids.
 BASE_CONFIG = {
@@ -53,7 +56,10 @@ BASE_CONFIG = {
     "sd_checkpoint_hash": "",
 }
 # Neo asks on stdin about an "old version" unless config.json carries its VERSION_UID (modules/launch_utils.py).
-HOST_CONFIG = {"neo": {"VERSION_UID": "PY313"}}
+# SD.Next: offline_mode blocks its runtime pip installs and makes model loading local-only.
+HOST_CONFIG = {"neo": {"VERSION_UID": "PY313"}, "sdnext": {"offline_mode": True}}
+# SD.Next: TORCHDYNAMO_DISABLE skips a 50 s torch.compile self-test; no __pycache__ in the linked extension.
+HOST_ENV = {"sdnext": {"TORCHDYNAMO_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1"}}
 
 
 def free_port() -> int:
@@ -72,7 +78,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def host_env() -> dict[str, str]:
+def host_env(kind: str = "") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONPATH"))}
     env.update(
         HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1", DO_NOT_TRACK="1",
@@ -81,6 +87,7 @@ def host_env() -> dict[str, str]:
         GOMP_SPINCOUNT="1000", OMP_WAIT_POLICY="PASSIVE",
         PYTHONUNBUFFERED="1",
     )
+    env.update(HOST_ENV.get(kind, {}))
     return env
 
 
@@ -90,6 +97,7 @@ class WebUI:
     workdir: Path
     ckpt_dir: Path
     extra_args: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)  # more config.json entries (SD.Next: its model)
     port: int = 0
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
@@ -107,8 +115,9 @@ class WebUI:
         ext.mkdir(exist_ok=True)
         if with_extension:
             (ext / EXTENSION_NAME).symlink_to(ROOT, target_is_directory=True)
-        (ext / "ae-test-support").symlink_to(SUPPORT_EXT, target_is_directory=True)
-        config = {**BASE_CONFIG, **HOST_CONFIG.get(self.install.kind.name, {})}
+        if self.install.kind.name not in OWN_LAUNCHER_ARGS:  # its preload/probe are for the A1111 family
+            (ext / "ae-test-support").symlink_to(SUPPORT_EXT, target_is_directory=True)
+        config = {**BASE_CONFIG, **HOST_CONFIG.get(self.install.kind.name, {}), **self.config}
         (self.workdir / "config.json").write_text(json.dumps(config))
         # Neo's default temp_dir is <data>/tmp, created only when the option changes (modules/ui_tempdir.py); with
         # samples_save off the UI's gallery writes each image there and fails on a fresh tree without it.
@@ -125,14 +134,18 @@ class WebUI:
         self.port = free_port()
         self.log_path = self.workdir / "webui.log"
         kind = self.install.kind.name
-        args = [
-            str(self.install.python), "launch.py", *COMMON_ARGS, *HOST_ARGS[kind], "--port", str(self.port),
-            CKPT_DIR_ARG.get(kind, "--ckpt-dir"), str(self.ckpt_dir), *self.extra_args,
-        ]
+        if kind in OWN_LAUNCHER_ARGS:
+            args = [str(self.install.python), "launch.py", *OWN_LAUNCHER_ARGS[kind], "--port", str(self.port),
+                    *self.extra_args]
+        else:
+            args = [
+                str(self.install.python), "launch.py", *COMMON_ARGS, *HOST_ARGS[kind], "--port", str(self.port),
+                CKPT_DIR_ARG.get(kind, "--ckpt-dir"), str(self.ckpt_dir), *self.extra_args,
+            ]
         t0 = time.monotonic()
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(
-                args, cwd=self.workdir, env=host_env(), stdout=log, stderr=subprocess.STDOUT,
+                args, cwd=self.workdir, env=host_env(kind), stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         try:

@@ -22,7 +22,8 @@ def ensure(install: HostInstall) -> Path:
     if install.kind.name == "sdnext":  # diffusers folders; the returned folder is SD.Next's diffusers_dir
         from tests.realhost import models_sdnext
 
-        return models_sdnext.build_with(install, CACHE / f"diffusers-sdnext-v{models_sdnext.VERSION}")
+        # SD.Next names a model <basename of diffusers_dir>/<folder>: "Diffusers/..." as in its own models/Diffusers.
+        return models_sdnext.build_with(install, CACHE / f"sdnext-models-v{models_sdnext.VERSION}" / "Diffusers")
     if install.kind.name not in FORGE_FAMILY:
         msg = f"no test checkpoints for {install.kind.name}"
         raise ValueError(msg)

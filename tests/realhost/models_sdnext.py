@@ -2,7 +2,7 @@
 
 SD.Next lists every folder with a model_index.json under its `diffusers_dir` as `Diffusers/<folder>` and picks
 the pipeline class from `_class_name` (SOURCES.md). The weights are random and tiny (UNet widths 32/64, CLIP
-text towers 32-64 wide, a 4-level AutoencoderKL so the latent is image/8 as in SD); the tokenizers are CLIP's real
+text towers of 1-2 layers, a 4-level AutoencoderKL so the latent is image/8 as in SD); the tokenizers are CLIP's real
 BPE, copied from SD.Next's own `configs/sd15/tokenizer` and `configs/sdxl/tokenizer(_2)` (vocab.json and
 merges.txt, 49408 entries), so prompts tokenize as with a real model. Built in SD.Next's venv (the project's
 .venv has no diffusers); nothing of SD.Next is imported.
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tests.realhost.hostenv import HostInstall
 
-VERSION = 1  # bump when the weights or the layout change: the folder name carries it
+VERSION = 2  # bump when the weights or the layout change: the folder name carries it
 FAMILIES = ("sd15", "sdxl")
 SEED = {"sd15": 1501, "sdxl": 1502}
 
@@ -48,10 +48,10 @@ def _tokenizer(source: Path) -> Any:
                          model_max_length=77)
 
 
-def _text_encoder(width: int, projection: int | None) -> Any:
+def _text_encoder(width: int, projection: int | None, layers: int = 2) -> Any:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    config = CLIPTextConfig(vocab_size=49408, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers,
                             num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406,
                             eos_token_id=49407, pad_token_id=49407, projection_dim=projection or width)
     return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
@@ -89,9 +89,14 @@ def _sd15(sdnext: Path) -> Any:
     )
 
 
+# SD.Next's own prompt encoder (modules/prompt_parser_diffusers.py: get_weighted_text_embeddings) computes SDXL's
+# pooled embedding only when the second text encoder is wider than 768 (CLIP-G is 1280): 784 (4 heads of 196).
+SDXL_TE2_WIDTH = 784
+
+
 def _sdxl(sdnext: Path) -> Any:
     """SDXL's layout (no attention at the first level, text_time added embedding, two text encoders whose hidden
-    states are concatenated: 32 + 32 = context 64; the pooled projection of the second feeds add_embedding)."""
+    states are concatenated: 32 + 784 = context 816; the pooled projection of the second feeds add_embedding)."""
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
 
     unet = UNet2DConditionModel(
@@ -99,10 +104,10 @@ def _sdxl(sdnext: Path) -> Any:
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
         addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
-        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64, norm_num_groups=8,
+        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=32 + SDXL_TE2_WIDTH, norm_num_groups=8,
     )
     return StableDiffusionXLPipeline(
-        vae=_vae(), text_encoder=_text_encoder(32, None), text_encoder_2=_text_encoder(32, 32),
+        vae=_vae(), text_encoder=_text_encoder(32, None), text_encoder_2=_text_encoder(SDXL_TE2_WIDTH, 32, layers=1),
         tokenizer=_tokenizer(sdnext / "configs/sdxl/tokenizer"),
         tokenizer_2=_tokenizer(sdnext / "configs/sdxl/tokenizer_2"),
         unet=unet, scheduler=_scheduler(), force_zeros_for_empty_prompt=True,

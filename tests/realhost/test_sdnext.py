@@ -25,6 +25,9 @@ pytestmark = pytest.mark.realhost
 TITLE = "attend and excite"
 OURS = ("attend_and_excite", "attend_excite", "ae_webui", "ae_lib", EXTENSION_NAME, "Attend and Excite")
 DID_NOT_ACT = "A&E did not act"
+RECORD = re.compile(r"^\d\d:\d\d:\d\d-\d+ ")
+OUR_LOG = "[Attend and Excite]"
+XYZ = "xyz grid script"
 
 
 def _png(size: int = 64) -> str:
@@ -36,16 +39,21 @@ def _png(size: int = 64) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _records(lines: list[str]) -> list[str]:
+    """SD.Next's log records (a timestamped line and its continuation lines, tracebacks included); our own
+    logger's lines ("[Attend and Excite] ...", on stderr) are records of their own."""
+    records: list[list[str]] = []
+    for line in lines:
+        if not records or RECORD.match(line) or line.startswith(OUR_LOG):
+            records.append([])
+        records[-1].append(line)
+    return ["\n".join(r) for r in records]
+
+
 def _our_errors(webui: WebUI, since: int = 0) -> list[str]:
-    """Log lines from `since` on that report an error or traceback and name this extension."""
-    lines = webui.log_text().splitlines()[since:]
-    bad = []
-    for i, line in enumerate(lines):
-        if re.search(r"Traceback|ERROR|Error|exception", line):
-            window = "\n".join(lines[i : i + 40])
-            if any(k in window for k in OURS):
-                bad.append(window)
-    return bad
+    """Log records from line `since` on that report an error or a traceback and involve this extension."""
+    return [r for r in _records(webui.log_text().splitlines()[since:])
+            if re.search(r"^\S+ ERROR |Traceback|\u2771", r, re.MULTILINE) and any(k in r for k in OURS)]
 
 
 def _mark(webui: WebUI) -> int:
@@ -112,13 +120,21 @@ def test_bad_values_are_reported_and_the_image_made(sdnext: WebUI) -> None:
     out = _run(sdnext, {"alwayson_scripts": {TITLE: {"args": [{"enabled": True, "subjects": "cat",
                                                                  "step_size": "lots"}]}}})
     assert out.pixels().shape == (64, 64, 3)
-    assert "step_size" in (out.infotext_value("AE error") or ""), out.infotexts[0]
+    error = out.infotext_value("AE error") or ""
+    assert error.startswith("A&E is off") and "Step size" in error and "'lots'" in error, out.infotexts[0]
 
 
-def test_the_xyz_script_offers_our_axes(sdnext: WebUI) -> None:
-    infos = [i for i in sdnext.get("/sdapi/v1/script-info") if i["name"] == "x/y/z grid"]
-    assert infos, "SD.Next's X/Y/Z script is loaded"
-    x_type = next(a for a in infos[0]["args"] if a["label"] == "X type")
+def test_the_xyz_script_runs_our_axes(sdnext: WebUI) -> None:
+    """SD.Next's X/Y/Z script (scripts/xyz_grid.py, "XYZ Grid Script") lists our axes and applies them per cell."""
+    info = next(i for i in sdnext.get("/sdapi/v1/script-info") if i["name"] == XYZ and not i["is_img2img"])
+    x_type = next(a for a in info["args"] if a["label"] == "X type")
     ours = [c for c in x_type["choices"] if c.startswith("[Attend and Excite] ")]
     assert ours == [f"[Attend and Excite] {label}" for label in ("On/off", "Subjects", "Step size", "Steps altered")]
+    args = [a.get("value") for a in info["args"]]  # the UI's defaults, then X = our step size axis
+    args[0], args[1] = x_type["choices"].index("[Attend and Excite] Step size"), "5, 10"
+    out = _run(sdnext, {"script_name": XYZ, "script_args": args,
+                        "alwayson_scripts": {TITLE: {"args": [{"subjects": "cat, frog"}]}}})
+    cells = [t for t in out.infotexts if "AE step size" in t]
+    assert [re.search(r"AE step size: (\S+?),", t).group(1) for t in cells][-2:] == ["5", "10"], out.infotexts
+    assert all(DID_NOT_ACT in t for t in cells), "the axis turns A&E on; SD.Next says it did not act"
     assert _our_errors(sdnext) == []

@@ -96,6 +96,6 @@ def _format(name: str):
     label = SPECS[name].label.split(" (")[0]
 
     def format_value(p: Any, opt: Any, x: Any) -> str:
-        return f"{label}: {x}"  # nothing here can raise on a value the axis accepted
+        return f"{label}: {x}"
 
     return format_value

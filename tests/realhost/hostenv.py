@@ -216,6 +216,7 @@ def _uv() -> Path:
             log.write_text(f"installing uv {UV}\n")
             _run([_python311(), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
                   "--target", str(tmp), f"uv=={UV}"], log)
+            shutil.rmtree(dest, ignore_errors=True)  # a copy without its executable
             tmp.rename(dest)
     return exe
 

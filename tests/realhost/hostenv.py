@@ -291,7 +291,23 @@ def _build_venv(venv: Path, steps: list[list[str]]) -> None:
              log, env)
         for step in steps:
             _run([*uv, *flags, *step], log, env)
+        _unshare(venv)
     (venv / ".complete").write_text(f"{time.monotonic() - started:.0f}\n")
+
+
+# Installed files a host rewrites in place when it runs: gradio 4 regenerates a custom component's .pyi stub at
+# import (gradio_rangeslider under Neo). Written through a hard link, that would change uv's cache and every venv
+# sharing the file, so these get a copy of their own (~6 MB a venv).
+PRIVATE = ("*.pyi",)
+
+
+def _unshare(venv: Path) -> None:
+    for pattern in PRIVATE:
+        for path in venv.rglob(pattern):
+            if path.is_file() and not path.is_symlink() and path.stat().st_nlink > 1:
+                copy = path.with_name(path.name + ".ae-copy")
+                shutil.copy2(path, copy)
+                copy.replace(path)
 
 
 def _identity(arg: str) -> str:

@@ -66,6 +66,7 @@ def _wheel(folder: Path, name: str, version: str) -> Path:
     """A minimal pure-Python wheel with one 1 MB module."""
     info = f"{name}-{version}.dist-info"
     files = {f"{name}/__init__.py": b"VALUE = 1\n" + b"#" * (1 << 20) + b"\n",
+             f"{name}/__init__.pyi": b"VALUE: int\n",
              f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
              f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     record = "".join(f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
@@ -96,6 +97,11 @@ def test_two_venvs_share_one_copy_of_a_package(monkeypatch: pytest.MonkeyPatch, 
     assert (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)  # one file on disk, linked into both venvs
     assert a.st_nlink >= 3  # uv's cache holds it too
     assert (one.parent.parent / ".complete").exists() and (two.parent.parent / ".complete").exists()
+    # a stub a host may rewrite in place (gradio 4 does) is each venv's own: the shared copy stays as installed
+    stubs = [f.with_suffix(".pyi") for f in found]
+    assert stubs[0].stat().st_ino != stubs[1].stat().st_ino
+    stubs[0].write_text("VALUE: str\n")
+    assert stubs[1].read_text() == "VALUE: int\n"
 
 
 def test_prune_removes_only_the_kinds_other_venvs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from ae_comfy import samplers
-from ae_comfy.placement import Placement, locate, whole_run
+from ae_comfy.placement import Placement, candidates, locate, whole_run
 from ae_lib.autograd import grad_scope
-from ae_lib.capture import find_cross_attention, target_grid
+from ae_lib.capture import attention_res_problem, find_cross_attention, target_grid
 from ae_lib.engine import AttendExcite, ImageTarget, NoGradientError, StepResult
 from ae_lib.params import AEParams
 from ae_lib.report import format_scores
@@ -36,7 +36,6 @@ from ae_lib.window import ImageWindow, end_of_window_lines, record_step
 
 LOG = logging.getLogger("attend_and_excite")
 KEY = "attend_and_excite"
-MAX_SCHEDULE = 1000  # the longest full schedule a partial run is matched against
 CHURN = math.sqrt(2)  # samplers with s_churn evaluate at sigma_hat <= sqrt(2) * sigma (gamma <= sqrt(2) - 1)
 
 
@@ -83,10 +82,12 @@ class AEPatch:
                        **kwargs: Any) -> Any:
         # CFGGuider.inner_sample passes (callback, noise, latent_image, denoise_mask, disable_pbar) after extra_args
         denoise_mask = kwargs.get("denoise_mask", args[3] if len(args) > 3 else None)
+        noise = kwargs.get("noise", args[1] if len(args) > 1 else None)
+        latent_hw = tuple(noise.shape[-2:]) if isinstance(noise, torch.Tensor) and noise.ndim == 4 else None
         self.report = RunReport(sampler=samplers.sampler_name(executor.class_obj))
         self._run = None
         try:
-            self._run = self._begin(executor.class_obj, guider, sigmas, extra_args, denoise_mask)
+            self._run = self._begin(executor.class_obj, guider, sigmas, extra_args, denoise_mask, latent_hw)
         except Exception as error:  # our boundary: never cost the user the image
             LOG.exception("A&E could not start")
             self._warn(f"A&E stood down: {type(error).__name__}: {error}")
@@ -112,8 +113,8 @@ class AEPatch:
         return executor(x, timestep, model_options, *args, **kwargs)
 
     # --- run set-up -------------------------------------------------------------------------------------------
-    def _begin(self, sampler: Any, guider: Any, sigmas: torch.Tensor, extra_args: dict,
-               denoise_mask: Any) -> _Run | None:
+    def _begin(self, sampler: Any, guider: Any, sigmas: torch.Tensor, extra_args: dict, denoise_mask: Any,
+               latent_hw: tuple[int, int] | None) -> _Run | None:
         name = self.report.sampler
         problem = samplers.refusal(name)
         model = guider.inner_model
@@ -124,6 +125,8 @@ class AEPatch:
         if problem is None and not find_cross_attention(unet):
             problem = (f"{type(model).__name__} has no UNet cross-attention (attn2) layers, which A&E needs "
                        "(Flux, SD3 and other transformers have none)")
+        if problem is None and latent_hw is not None:  # the user's attention_res, against the layers that run
+            problem = attention_res_problem(unet, latent_hw, self.params.attention_res)
         if problem is None:
             problem = options_problem(model_options)
         entry = self._our_cond(guider) if problem is None else None
@@ -199,36 +202,7 @@ def place(model_sampling: Any, run: list[float]) -> Placement | None:
         return [(f"{name}, {total} steps", full), (f"{name}, {total} steps (penultimate dropped)",
                                                    [*more[:-2], more[-1]])]
 
-    steps = len(run) - 1
-    return (locate(run, _candidates(schedules, SCHEDULER_NAMES, run, steps))
-            or whole_run(run, float(model_sampling.sigma_max)))
-
-
-def _candidates(schedules: Any, names: list[str], run: list[float], steps: int) -> Any:
-    """Full schedules that may hold the run. A run ending at sigma 0 is a schedule's tail (KSampler denoise < 1,
-    KSamplerAdvanced start_at_step): its first sigma falls as the schedule grows, so each scheduler's length is
-    found by bisection. Other runs (end_at_step) are looked for in schedules up to 4x their length."""
-    for name in names:
-        yield from schedules(name, steps)
-    if run[-1] == 0.0:
-        for name in names:
-            for variant in (0, 1):
-                lo, hi = steps, min(MAX_SCHEDULE, 20 * max(steps, 1))
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    found = schedules(name, mid)
-                    if not found or found[variant][1][mid - steps] < run[0]:
-                        hi = mid
-                    else:
-                        lo = mid
-                for total in range(max(steps, lo - 2), lo + 3):
-                    found = schedules(name, total)
-                    if found:
-                        yield found[variant]
-        return
-    for total in range(steps + 1, min(MAX_SCHEDULE, 4 * steps + 4) + 1):
-        for name in names:
-            yield from schedules(name, total)
+    return locate(run, candidates(schedules, SCHEDULER_NAMES, run)) or whole_run(run, float(model_sampling.sigma_max))
 
 
 def _plain_attention(func: Any, *args: Any, **kwargs: Any) -> Any:

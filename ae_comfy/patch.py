@@ -16,6 +16,7 @@ PyTorch attention (`optimized_attention_override`) so every attention on the way
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from ae_lib.params import AEParams
 from ae_lib.report import format_scores
 from ae_lib.schedule import Schedule
 from ae_lib.steps import CallRule, step_of_call
-from ae_lib.window import ImageWindow, end_of_window_lines, record_step
+from ae_lib.window import ImageWindow, end_of_window_lines, record_step, thresholds_line
 
 LOG = logging.getLogger("attend_and_excite")
 KEY = "attend_and_excite"
@@ -41,29 +42,56 @@ CHURN = math.sqrt(2)  # samplers with s_churn evaluate at sigma_hat <= sqrt(2) *
 
 @dataclass
 class RunReport:
-    """What the last sampling run did: per image scores and maps, warnings, and the steps A&E altered."""
+    """What one sampling run did: per image scores and maps, warnings, and the steps A&E altered."""
 
     sampler: str = ""
+    label: str = ""  # which sampler node ran it ("sampler #5"), where ComfyUI says
     placement: Placement | None = None
+    schedule: Schedule | None = None
     images: dict[int, ImageWindow] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     altered: list[int] = field(default_factory=list)  # full-schedule indices where the engine ran
     refined: dict[int, int] = field(default_factory=dict)  # refinement iterations at each refined index
     calls: int = 0
 
+    def lines(self) -> list[str]:
+        lines = []
+        for b, image in sorted(self.images.items()):
+            if image.scores:
+                thresholds = f"; {thresholds_line(image, self.schedule)}" if self.schedule is not None else ""
+                lines.append(f"image {b + 1}: {format_scores(image.labels, image.scores)}{thresholds}")
+        return [*lines, *self.warnings] or ["A&E: no step of this run was in its window"]
+
     def text(self) -> str:
-        lines = [f"image {b + 1}: {format_scores(r.labels, r.scores)}" for b, r in sorted(self.images.items())
-                 if r.scores]
-        return "\n".join([*lines, *self.warnings]) or "A&E: no step of this run was in its window"
+        return "\n".join(self.lines())
+
+
+def _sampler_key() -> tuple[str, Any] | None:
+    """The sampler node running now (ComfyUI's execution context, 2025), or None where ComfyUI does not say."""
+    try:
+        from comfy_execution.utils import get_executing_context
+    except ImportError:
+        return None
+    context = get_executing_context()
+    return None if context is None else (str(context.node_id), context.list_index)
 
 
 class AEPatch:
-    """The wrappers one node output carries; `report` holds the last run's outcome (read by the maps node)."""
+    """The wrappers one node output carries. `report` holds the last run's outcome (read by the maps node),
+    `runs` the latest run of each sampler node on this MODEL (a base and a hires KSampler): the node shows each."""
 
     def __init__(self, params: AEParams, target: ImageTarget, cond: torch.Tensor, node_id: str | None) -> None:
         self.params, self.target, self.cond, self.node_id = params, target, cond, node_id
         self.report = RunReport()
+        self.runs: dict[tuple[str, Any] | None, RunReport] = {}
         self._run: _Run | None = None
+
+    def text(self) -> str:
+        """Every run's lines; with several sampler nodes, each line says which one ("sampler #5: image 1: ...")."""
+        runs = list(self.runs.values()) or [self.report]
+        if len(runs) == 1:
+            return runs[0].text()
+        return "\n".join(f"{run.label}: {line}" for run in runs for line in run.lines())
 
     def install(self, patcher: Any) -> None:
         try:
@@ -84,7 +112,10 @@ class AEPatch:
         denoise_mask = kwargs.get("denoise_mask", args[3] if len(args) > 3 else None)
         noise = kwargs.get("noise", args[1] if len(args) > 1 else None)
         latent_hw = tuple(noise.shape[-2:]) if isinstance(noise, torch.Tensor) and noise.ndim == 4 else None
-        self.report = RunReport(sampler=samplers.sampler_name(executor.class_obj))
+        key = _sampler_key()
+        label = f"sampler #{key[0]}" + (f" (list item {key[1] + 1})" if key and key[1] else "") if key else "sampler"
+        self.report = RunReport(sampler=samplers.sampler_name(executor.class_obj), label=label)
+        self.runs[key] = self.report
         self._run = None
         try:
             self._run = self._begin(executor.class_obj, guider, sigmas, extra_args, denoise_mask, latent_hw)
@@ -134,8 +165,12 @@ class AEPatch:
             problem = ("the sampler's positive conditioning is not this node's CONDITIONING output alone; connect "
                        "the node's CONDITIONING to the sampler's positive input")
         placement = None
+        run = [float(s) for s in sigmas]
+        if problem is None and not all(math.isfinite(s) for s in run):
+            problem = (f"this run's sigmas are not all finite ({', '.join(f'{s:.4g}' for s in run[:4])}"
+                       f"{', ...' if len(run) > 4 else ''}; e.g. ComfyUI's kl_optimal at 1 step gives NaN)")
         if problem is None:
-            placement = place(model.model_sampling, [float(s) for s in sigmas])
+            placement = place(model.model_sampling, run)
             if placement is None:
                 problem = ("these sigmas are not part of a schedule A&E can place (a partial run of custom sigmas); "
                            "A&E's window is a fraction of the full schedule")
@@ -143,6 +178,7 @@ class AEPatch:
             self._warn(f"A&E stood down: {problem}")
             return None
         self.report.placement = placement
+        self.report.schedule = Schedule.from_params(self.params, placement.total)
         return _Run(self, model, unet, entry, samplers.rule(name), placement, len(sigmas) - 1,
                     [float(s) for s in sigmas])
 
@@ -161,10 +197,10 @@ class AEPatch:
         LOG.warning(message)
         if message not in self.report.warnings:
             self.report.warnings.append(message)
-        self._show(self.report.text())
+        self._show(self.text())
 
     def _finish(self) -> None:
-        self._show(self.report.text())
+        self._show(self.text())
 
     def _show(self, text: str) -> None:
         """The text under the node's title in ComfyUI's page (PromptServer.send_progress_text)."""
@@ -192,15 +228,20 @@ def place(model_sampling: Any, run: list[float]) -> Placement | None:
     """The run's place in a full schedule of one of ComfyUI's schedulers (see ae_comfy.placement)."""
     from comfy.samplers import SCHEDULER_NAMES, calculate_sigmas
 
-    def schedules(name: str, total: int) -> list[tuple[str, list[float]]]:
+    @functools.cache  # the search asks for the same lengths again (both variants, the neighbourhood)
+    def sigmas(name: str, total: int) -> tuple[float, ...] | None:
         try:
-            full = [float(s) for s in calculate_sigmas(model_sampling, name, total)]
-            # dpm_2, dpm_2_ancestral, uni_pc: one step more, then the next-to-last sigma dropped
-            more = [float(s) for s in calculate_sigmas(model_sampling, name, total + 1)]
+            return tuple(float(s) for s in calculate_sigmas(model_sampling, name, total))
         except Exception:  # a scheduler that cannot make this length
+            return None
+
+    def schedules(name: str, total: int) -> list[tuple[str, list[float]]]:
+        full, more = sigmas(name, total), sigmas(name, total + 1)
+        if full is None or more is None:
             return []
-        return [(f"{name}, {total} steps", full), (f"{name}, {total} steps (penultimate dropped)",
-                                                   [*more[:-2], more[-1]])]
+        # dpm_2, dpm_2_ancestral, uni_pc: one step more, then the next-to-last sigma dropped
+        return [(f"{name}, {total} steps", list(full)), (f"{name}, {total} steps (penultimate dropped)",
+                                                         [*more[:-2], more[-1]])]
 
     return locate(run, candidates(schedules, SCHEDULER_NAMES, run)) or whole_run(run, float(model_sampling.sigma_max))
 
@@ -292,7 +333,8 @@ class _Run:
         report = self.patch.report
         report.altered.append(index)
         targets = [self.patch.target] * (max(result.scores, default=-1) + 1)
-        record_step(report.images, result, targets, target_grid(latent_hw, self.patch.params.attention_res))
+        record_step(report.images, result, targets, target_grid(latent_hw, self.patch.params.attention_res),
+                    self.engine.schedule.plan(index))
         for message in result.skipped.values():
             self.patch._warn(f"A&E: {message} (half precision? try --force-fp32 if this repeats)")
         if index == self.engine.schedule.alter_until - 1:

@@ -116,6 +116,8 @@ def before_sampling(p: Any, latent: Any = None) -> None:
             return
         if not getattr(p, "is_hr_pass", False):
             state.new_batch()
+        for report in state.images.values():  # the hires pass has its own schedule: its own threshold outcomes
+            report.thresholds = {}
         state.session = Session(p, state, _run_spec(p))
     except Exception as error:  # never break the generation
         LOG.exception("could not start A&E")

@@ -76,6 +76,13 @@ def _sampler_key() -> tuple[str, Any] | None:
     return None if context is None else (str(context.node_id), context.list_index)
 
 
+def _label(key: tuple[str, Any] | None) -> str:
+    if key is None:
+        return "sampler"
+    node, item = key
+    return f"sampler #{node}" + (f" (list item {item + 1})" if item else "")
+
+
 class AEPatch:
     """The wrappers one node output carries. `report` holds the last run's outcome (read by the maps node),
     `runs` the latest run of each sampler node on this MODEL (a base and a hires KSampler): the node shows each."""
@@ -113,8 +120,7 @@ class AEPatch:
         noise = kwargs.get("noise", args[1] if len(args) > 1 else None)
         latent_hw = tuple(noise.shape[-2:]) if isinstance(noise, torch.Tensor) and noise.ndim == 4 else None
         key = _sampler_key()
-        label = f"sampler #{key[0]}" + (f" (list item {key[1] + 1})" if key and key[1] else "") if key else "sampler"
-        self.report = RunReport(sampler=samplers.sampler_name(executor.class_obj), label=label)
+        self.report = RunReport(sampler=samplers.sampler_name(executor.class_obj), label=_label(key))
         self.runs[key] = self.report
         self._run = None
         try:

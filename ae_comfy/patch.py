@@ -26,14 +26,16 @@ import torch
 
 from ae_comfy import samplers
 from ae_comfy.placement import Placement, candidates, locate, whole_run
-from ae_lib.autograd import grad_scope
-from ae_lib.capture import attention_res_problem, find_cross_attention, target_grid
-from ae_lib.engine import AttendExcite, ImageTarget, NoGradientError, StepResult
+from ae_lib.capture import attention_res_problem, find_cross_attention
+from ae_lib.driver import StepDriver
+from ae_lib.engine import NoGradientError
+from ae_lib.objectives import ImageTarget
 from ae_lib.params import AEParams
+from ae_lib.refusals import no_cross_attention, options_problem
 from ae_lib.report import format_scores
 from ae_lib.schedule import Schedule
 from ae_lib.steps import CallRule, step_of_call
-from ae_lib.window import ImageWindow, end_of_window_lines, record_step, thresholds_line
+from ae_lib.window import ImageWindow, thresholds_line
 
 LOG = logging.getLogger("attend_and_excite")
 KEY = "attend_and_excite"
@@ -160,12 +162,11 @@ class AEPatch:
         if problem is None and denoise_mask is not None:
             problem = "an inpainting denoise mask is set (A&E's update would be overwritten outside the mask)"
         if problem is None and not find_cross_attention(unet):
-            problem = (f"{type(model).__name__} has no UNet cross-attention (attn2) layers, which A&E needs "
-                       "(Flux, SD3 and other transformers have none)")
+            problem = no_cross_attention(type(model).__name__)
         if problem is None and latent_hw is not None:  # the user's attention_res, against the layers that run
             problem = attention_res_problem(unet, latent_hw, self.params.attention_res)
         if problem is None:
-            problem = options_problem(model_options)
+            problem = options_problem(model_options, "node")
         entry = self._our_cond(guider) if problem is None else None
         if problem is None and entry is None:
             problem = ("the sampler's positive conditioning is not this node's CONDITIONING output alone; connect "
@@ -220,16 +221,6 @@ class AEPatch:
             LOG.debug("no PromptServer to show the scores on", exc_info=True)
 
 
-def options_problem(model_options: dict) -> str | None:
-    """Why A&E cannot see or reproduce the model the sampler runs, from the run's model options."""
-    transformer = model_options.get("transformer_options", {})
-    if transformer.get("patches_replace", {}).get("attn2"):
-        return "another node replaces the UNet's cross-attention (attn2, e.g. IP-Adapter); its maps are not visible"
-    if model_options.get("model_function_wrapper") is not None:
-        return "another node wraps the UNet's forward (model_function_wrapper); A&E's pass would not run that model"
-    return None
-
-
 def place(model_sampling: Any, run: list[float]) -> Placement | None:
     """The run's place in a full schedule of one of ComfyUI's schedulers (see ae_comfy.placement)."""
     from comfy.samplers import SCHEDULER_NAMES, calculate_sigmas
@@ -260,14 +251,18 @@ def _plain_attention(func: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 class _Run:
-    """One sampling run: call counting, the engine, the write into the sampler's x."""
+    """One sampling run: call counting, and the conditioning of A&E's pass (ae_lib.driver does the step)."""
 
     def __init__(self, patch: AEPatch, model: Any, unet: torch.nn.Module, entry: dict, rule: CallRule,
                  placement: Placement, run_steps: int, sigmas: list[float]) -> None:
+        from comfy.model_management import processing_interrupted
+
         self.patch, self.model, self.entry, self.rule = patch, model, entry, rule
         self.placement, self.run_steps, self.sigmas = placement, run_steps, sigmas
-        params = patch.params
-        self.engine = AttendExcite(unet, params, Schedule.from_params(params, placement.total), keep_maps=True)
+        report = patch.report
+        self.driver = StepDriver(unet, patch.params, placement.total, patch._warn, "try --force-fp32 if this repeats",
+                                 keep_maps=True, images=report.images, should_stop=processing_interrupted)
+        report.altered, report.refined = self.driver.altered, self.driver.refined
         self.calls = 0
 
     def call(self, x: torch.Tensor, timestep: torch.Tensor, model_options: dict) -> None:
@@ -283,40 +278,14 @@ class _Run:
                    f"run is at sigma {expected:.4g}: the sampler's calls do not follow the pattern A&E expects")
             raise RuntimeError(msg)
         index = self.placement.start + k
-        if self.engine.schedule.plan(index) is None:
+        if not self.driver.alters(index):
             return
-        self._step(index, x, timestep, model_options)
+        with torch.inference_mode(False):  # a normal tensor: A&E's pass divides by it under autograd
+            scale = self.model.model_sampling.calculate_input(timestep, torch.ones_like(x)).to(torch.float64)
+        targets = [self.patch.target] * x.shape[0]
+        self.driver.step(index, x, scale, self._cond_runner(timestep, scale, model_options), targets)
 
-    def _step(self, index: int, x: torch.Tensor, timestep: torch.Tensor, model_options: dict) -> None:
-        from comfy.model_management import processing_interrupted
-
-        rows = list(range(x.shape[0]))
-        targets = [self.patch.target] * len(rows)
-        run_cond = self._cond_runner(timestep, model_options)
-        ms = self.model.model_sampling
-        with grad_scope(self.engine.unet):
-            scale = ms.calculate_input(timestep, torch.ones_like(x)).to(torch.float64)
-            z = (x.to(torch.float64) * scale).to(x.dtype)
-            self._scale = scale
-            result = self.engine.step(index, z, run_cond, targets, processing_interrupted, self._on_refine(index))
-        if result is None:
-            return
-        if index in self.patch.report.refined:
-            stopped = " (interrupted)" if processing_interrupted() else ""
-            LOG.info(f"A&E step {index}: {self.patch.report.refined[index]} refinement iterations{stopped}")
-        delta = (result.latent.to(torch.float64) - z.to(torch.float64)) / scale
-        x.add_(delta.to(x.dtype))  # back in the host's own mode: x is the sampler's (inference) tensor
-        self._record(index, result, (x.shape[-2], x.shape[-1]))
-
-    def _on_refine(self, index: int) -> Any:
-        def on_refine(iteration: int, limit: int) -> None:
-            self.patch.report.refined[index] = iteration
-            if iteration == 1:
-                LOG.info(f"A&E step {index}: refining (at most {limit} iterations)")
-
-        return on_refine
-
-    def _cond_runner(self, timestep: torch.Tensor, model_options: dict) -> Any:
+    def _cond_runner(self, timestep: torch.Tensor, scale: torch.Tensor, model_options: dict) -> Any:
         from comfy.samplers import cond_cat
 
         base = dict(model_options.get("transformer_options", {}))
@@ -330,19 +299,7 @@ class _Run:
             ts = timestep[sel]
             options = {**base, "cond_or_uncond": [0] * n, "uuids": [uuid] * n, "sigmas": ts,
                        "optimized_attention_override": _plain_attention}
-            x_rows = z_rows / self._scale[sel].to(z_rows.dtype)  # apply_model's calculate_input gives z_rows back
+            x_rows = z_rows / scale[sel].to(z_rows.dtype)  # apply_model's calculate_input gives z_rows back
             return self.model.apply_model(x_rows, ts, **c, transformer_options=options)
 
         return run
-
-    def _record(self, index: int, result: StepResult, latent_hw: tuple[int, int]) -> None:
-        report = self.patch.report
-        report.altered.append(index)
-        targets = [self.patch.target] * (max(result.scores, default=-1) + 1)
-        record_step(report.images, result, targets, target_grid(latent_hw, self.patch.params.attention_res),
-                    self.engine.schedule.plan(index))
-        for message in result.skipped.values():
-            self.patch._warn(f"A&E: {message} (half precision? try --force-fp32 if this repeats)")
-        if index == self.engine.schedule.alter_until - 1:
-            for line in end_of_window_lines(report.images, self.engine.schedule):
-                LOG.info(line)

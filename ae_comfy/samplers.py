@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ae_lib.refusals import sampler_refusal
 from ae_lib.steps import CallRule
 
 S, P2, P3, S3 = CallRule.SINGLE, CallRule.PAIRED, CallRule.TRIPLE, CallRule.THREE_STAGE
@@ -36,16 +37,9 @@ KNOWN: dict[str, CallRule] = {
     # three calls per step (x, x_2, x_3), one on the last
     "seeds_3": S3,
 }
-REFUSED: dict[str, str] = {
-    "dpm_fast": "DPM fast has no fixed grid of steps (1 to 3 model calls per step)",
-    "dpm_adaptive": "DPM adaptive chooses its own steps and retries rejected ones",
-    "uni_pc": "UniPC evaluates the model on a rescaled copy of x and replaces each step's x by its corrector, "
-    "so a changed latent is discarded",
-    "uni_pc_bh2": "UniPC evaluates the model on a rescaled copy of x and replaces each step's x by its corrector, "
-    "so a changed latent is discarded",
-    "sa_solver_pece": "SA-Solver PECE calls the model once on the first step and twice on the others (predicted "
-    "and corrected x); A&E has no rule for that pattern",
-}
+# refused samplers -> their reason in ae_lib.refusals
+REFUSED: dict[str, str] = {"dpm_fast": "dpm_fast", "dpm_adaptive": "dpm_adaptive", "uni_pc": "uni_pc",
+                           "uni_pc_bh2": "uni_pc", "sa_solver_pece": "sa_solver_pece"}
 # Functions whose __name__ is not "sample_" + the sampler's name (comfy/samplers.py: ksampler, sampler_object).
 FUNCTION_ALIASES = {
     "dpm_fast_function": "dpm_fast",
@@ -70,6 +64,4 @@ def refusal(name: str) -> str | None:
     """Why A&E stands down for this sampler, or None."""
     if name in KNOWN:
         return None
-    reason = REFUSED.get(name, "A&E does not know its model calls per step, so it cannot move each step's own "
-                               "latent once")
-    return f"sampler '{name}' is not supported: {reason}. Use e.g. euler, dpmpp_2m or heun"
+    return sampler_refusal(name, REFUSED.get(name), "euler, dpmpp_2m or heun")

@@ -24,9 +24,9 @@ import torch
 
 from ae_lib.capture import AttentionCapture, Recording, target_grid
 from ae_lib.memory import checkpointed_blocks, frozen_parameters, unet_blocks
+from ae_lib.objectives import ImageTarget, Objective, make
 from ae_lib.params import AEParams
 from ae_lib.schedule import Schedule, StepPlan
-from ae_lib.scores import image_loss, subject_scores
 
 RunCond = Callable[[torch.Tensor, list[int]], object]
 NO_GRAPH = (
@@ -43,18 +43,9 @@ class NoGradientError(RuntimeError):
     """A&E could not act: its pass gave no usable gradient (never a silent no-op)."""
 
 
-@dataclass(frozen=True)
-class ImageTarget:
-    """One image's subjects (columns) and the columns that enter the re-softmax."""
-
-    subjects: tuple[int, ...]
-    text_columns: tuple[int, ...]
-    labels: tuple[str, ...] = ()
-
-
 @dataclass
 class Evaluation:
-    """Loss, gradient w.r.t. z and scores of some rows, from one pass."""
+    """Loss, gradient w.r.t. z and the objective's measures (`scores`) of some rows, from one pass."""
 
     rows: list[int]
     losses: list[float]
@@ -78,6 +69,7 @@ class StepResult:
 class AttendExcite:
     """Runs A&E steps for one sampling run on one UNet.
 
+    `objective`: the loss and its measures (ae_lib.objectives; default the paper's).
     `checkpoint=True` trades time for memory in the A&E pass: each UNet block keeps only its inputs and is
     recomputed during backward (about one more truncated forward per pass). Off by default.
     """
@@ -90,9 +82,11 @@ class AttendExcite:
         capture: AttentionCapture | None = None,
         keep_maps: bool = False,
         checkpoint: bool = False,
+        objective: Objective | None = None,
     ) -> None:
         self.unet = unet
         self.params = params
+        self.objective = objective or make(None, params)
         self.schedule = schedule
         self.capture = capture or AttentionCapture(unet)
         self.keep_maps = keep_maps
@@ -113,17 +107,24 @@ class AttendExcite:
         rows = [b for b, t in enumerate(targets) if t is not None]
         if plan is None or not rows:
             return None
-        grid = target_grid((z.shape[-2], z.shape[-1]), self.params.attention_res)
+        grid = self.grid((z.shape[-2], z.shape[-1]))
         run = _Run(self, z.detach().clone(), run_cond, targets, grid, plan)
         current = run.evaluate(rows)
-        if plan.threshold is not None and plan.max_refine > 0:
-            run.refine(current, should_stop, on_refine)
+        limit = self.objective.refine_limit(plan)
+        if limit > 0:
+            run.refine(current, limit, should_stop, on_refine)
         for b, (ev, i) in current.items():  # the regular update, from the last evaluated latent
             run.apply(b, ev, i)
             run.result.scores[b], run.result.losses[b] = ev.scores[i], ev.losses[i]
             if self.keep_maps and ev.maps is not None:
                 run.result.maps[b] = ev.maps[i]
+        if self.objective.keeps_state:
+            self.objective.step_done(index, {b: ev.maps[i] for b, (ev, i) in current.items() if ev.maps is not None})
         return run.result
+
+    def grid(self, latent_hw: tuple[int, int]) -> tuple[int, int]:
+        """The attention grid the objective reads for a latent of this size."""
+        return target_grid(latent_hw, self.objective.attention_res(self.params))
 
     def evaluate(
         self,
@@ -144,16 +145,13 @@ class AttendExcite:
                 raise NoGradientError(NO_GRAPH)
             losses, scores, total = [], [], None
             for i, b in enumerate(rows):
-                t = targets[b]
-                s = subject_scores(
-                    attention[i], t.text_columns, t.subjects, grid, self.params.smoothing, self.params.sigma
-                )
-                loss = image_loss(s)
+                loss, s = self.objective.image_loss(b, attention[i], targets[b], grid)
                 total = loss if total is None else total + loss
                 losses.append(float(loss.detach()))
                 scores.append([float(v) for v in s.detach()])
             grads = _grad(total, leaf)
-        return Evaluation(rows, losses, grads, scores, attention.detach() if self.keep_maps else None)
+        keep = self.keep_maps or self.objective.keeps_state
+        return Evaluation(rows, losses, grads, scores, attention.detach() if keep else None)
 
     @contextmanager
     def _recording(self, queries: int) -> Iterator[Recording]:
@@ -200,13 +198,19 @@ class _Run:
     def refine(
         self,
         current: Current,
+        limit: int,
         should_stop: Callable[[], bool] | None,
         on_refine: Callable[[int, int], None] | None,
     ) -> None:
-        """The reference's loop per image: update, stop when the pre-update loss met the goal or at the cap,
-        then one more pass (the next iteration's forward, or the final forward for the regular update)."""
-        goal = max(0.0, 1.0 - float(self.plan.threshold))
-        iterations = {b: 0 for b, (ev, i) in current.items() if ev.losses[i] > goal}
+        """The reference's loop per image: update, stop when the pre-update loss met the objective's goal or at
+        `limit`, then one more pass (the next iteration's forward, or the final forward for the regular update)."""
+        objective, plan = self.engine.objective, self.plan
+
+        def met(b: int) -> bool:
+            ev, i = current[b]
+            return objective.goal_met(ev.losses[i], ev.scores[i], plan)
+
+        iterations = {b: 0 for b in current if not met(b)}
         for b in current:
             self.result.threshold_met[b] = b not in iterations
         while iterations and not (should_stop is not None and should_stop()):
@@ -214,15 +218,14 @@ class _Run:
             for b, (ev, i) in [(b, current[b]) for b in iterations]:
                 iterations[b] += 1
                 self.apply(b, ev, i)
-                if iterations[b] >= self.plan.max_refine or not ev.losses[i] > goal:
+                if iterations[b] >= limit or met(b):
                     done.append(b)
             if on_refine is not None:
-                on_refine(max(iterations.values()), self.plan.max_refine)
+                on_refine(max(iterations.values()), limit)
             current.update(self.evaluate(sorted(iterations)))
             for b, count in iterations.items():
-                ev, i = current[b]
                 self.result.refine_iterations[b] = count
-                self.result.threshold_met[b] = ev.losses[i] <= goal
+                self.result.threshold_met[b] = met(b)
             for b in done:
                 del iterations[b]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ae_lib.refusals import sampler_refusal
 from ae_lib.steps import CallRule
 from ae_lib.steps import step_of_call as rule_step_of_call
 
@@ -35,16 +36,11 @@ KNOWN: dict[str, CallRule] = {
 }
 # Forge Classic lists the scheduler in the name ("DPM++ 2M Karras"): the same sampler on another sigma grid.
 SCHEDULER_SUFFIXES = (" Karras", " Exponential", " SGMUniform", " Turbo")
-REFUSED = {
-    "UniPC": "UniPC discards a changed latent after each model call (its predictor rebinds x_t)",
-    "DPM fast": "DPM fast has no fixed grid of steps (1 to 3 model calls per step)",
-    "DPM adaptive": "DPM adaptive chooses its own steps and retries rejected ones",
-    "Restart": "Restart re-noises the latent in extra segments outside the step grid",
-    # Neo's sample_dpmpp_2s_ancestral_RF (two calls per step) takes sigmas in [0, 1]: log((1 - sigma) / sigma) is
-    # NaN from the first step on the SD1.5/SDXL models A&E runs on ("Flux Realistic" with forbidden_knowledge).
-    "DPM++ 2s a RF": "DPM++ 2s a RF is a rectified-flow sampler: on SD1.5/SDXL its steps are not finite",
-    "Flux Realistic": "Flux Realistic is a rectified-flow sampler: on SD1.5/SDXL its steps are not finite",
-}
+# refused samplers -> their reason in ae_lib.refusals. Neo's sample_dpmpp_2s_ancestral_RF (two calls per step)
+# takes sigmas in [0, 1]: log((1 - sigma) / sigma) is NaN from the first step on the SD1.5/SDXL models A&E runs on
+# ("Flux Realistic" with forbidden_knowledge).
+REFUSED = {"UniPC": "uni_pc", "DPM fast": "dpm_fast", "DPM adaptive": "dpm_adaptive", "Restart": "restart",
+           "DPM++ 2s a RF": "rectified_flow", "Flux Realistic": "rectified_flow"}
 TIMESTEP_SAMPLERS = {"DDIM", "DDIM CFG++", "PLMS", "UniPC"}
 
 
@@ -62,12 +58,9 @@ def rule(sampler_name: str) -> CallRule | None:
 
 def refusal(sampler_name: str) -> str | None:
     name = base_name(sampler_name)
-    reason = REFUSED.get(name)
-    if reason is None and name not in KNOWN:
-        reason = "A&E does not know its model calls per step, so it cannot move each step's own latent once"
-    if reason is None:
+    if name in KNOWN and name not in REFUSED:
         return None
-    return f"sampler '{sampler_name}' is not supported: {reason}. Use e.g. Euler, DPM++ 2M or DDIM"
+    return sampler_refusal(sampler_name, REFUSED.get(name), "Euler, DPM++ 2M or DDIM")
 
 
 def step_of_call(sampler_name: str, call: int, run_steps: int = 0) -> int | None:

@@ -14,12 +14,10 @@ from typing import Any
 
 from modules import prompt_parser, shared
 
-from ae_lib.capture import target_grid
-from ae_lib.engine import AttendExcite, ImageTarget
-from ae_lib.latents import apply_model_update, to_model_latent
-from ae_lib.schedule import Schedule
+from ae_lib.driver import StepDriver
+from ae_lib.latents import apply_model_update, c_in
+from ae_lib.objectives import ImageTarget
 from ae_lib.tokens import map_subjects, text_columns
-from ae_lib.window import end_of_window_lines, record_step
 from ae_webui import hosts, settings, tokenize
 from ae_webui.sampler_steps import RunPosition, step_of_call
 from ae_webui.state import LOG, GenerationState
@@ -43,15 +41,14 @@ class Session:
         self.checkpoint = getattr(self.model, "sd_checkpoint_info", None)
         self.rule = tokenize.token_rule(self.model)
         params = state.params
-        schedule = Schedule.from_params(params, spec.position.total)
-        self.engine = AttendExcite(
-            self.host.unet(self.model), params, schedule, keep_maps=params.save_maps,
-            checkpoint=settings.checkpointing(),
+        self.driver = StepDriver(
+            self.host.unet(self.model), params, spec.position.total, state.warn, "run with --no-half if this repeats",
+            keep_maps=params.save_maps, checkpoint=settings.checkpointing(), images=state.images,
+            scope=self.host.grad_scope, should_stop=_interrupted, progress=self._progress, log_refinement=False,
         )
         self.denoiser = p.sampler.model_wrap_cfg
         self.handle = self.denoiser.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
         self.active = True
-        self.steps_run = 0  # altered steps the engine ran in this sampling run
         self._targets: dict[tuple[int, str], ImageTarget | None] = {}
 
     def remove(self) -> None:
@@ -62,8 +59,8 @@ class Session:
 
     def missed(self) -> str | None:
         """Why A&E never acted in a run that overlapped its window (no silent no-op), or None."""
-        start, window = self.spec.position.start, self.engine.schedule.alter_until
-        if not self.active or self.steps_run or start >= window or _interrupted():
+        start, window = self.spec.position.start, self.driver.schedule.alter_until
+        if not self.active or self.driver.altered or start >= window or _interrupted():
             return None
         if self.state.messages or any(r.problem for r in self.state.images.values()):
             return None  # already said why
@@ -94,25 +91,19 @@ class Session:
         if k is None:
             return
         index = self.spec.position.start + k
-        if self.engine.schedule.plan(index) is None:
+        if not self.driver.alters(index):
             return
         x = args[0]
         sigma = args[1] if len(args) > 1 else kwargs["sigma"]
         conds_list, tensor = prompt_parser.reconstruct_multicond_batch(kwargs["cond"], denoiser.step)
         rows = [conds_list[i][0][0] for i in range(len(conds_list))]
         targets = [self._target(i, kwargs["cond"], denoiser.step) for i in range(len(conds_list))]
-        family_sigma = sigma if self.spec.kdiffusion else None
         run_cond = self.host.cond_runner(
             self.model, denoiser, tensor, rows, kwargs.get("image_cond"), sigma, self.spec.kdiffusion
         )
-        with self.host.grad_scope(self.engine.unet):
-            z = to_model_latent(x, family_sigma).clone()  # a normal tensor also where x is an inference tensor
-            result = self.engine.step(index, z, run_cond, targets, _interrupted, self._progress)
-        if result is None:
-            return
-        self.steps_run += 1
-        apply_model_update(x, z, result.latent, family_sigma)  # in the host's own grad mode: x is its tensor
-        self._record(result, targets, index, target_grid(tuple(x.shape[-2:]), self.state.params.attention_res))
+        family_sigma = sigma if self.spec.kdiffusion else None
+        self.driver.step(index, x, None if family_sigma is None else c_in(family_sigma), run_cond, targets,
+                         lambda x, z, z_new: apply_model_update(x, z, z_new, family_sigma))
 
     def _target(self, i: int, cond: Any, step: int) -> ImageTarget | None:
         """Image i's subject columns in the prompt text its cond uses at this step (prompt editing aware)."""
@@ -135,15 +126,6 @@ class Session:
             return None
         report.labels = tuple(found.labels)
         return ImageTarget(tuple(found.columns), tuple(text_columns(columns, self.rule)), tuple(found.labels))
-
-    def _record(self, result: Any, targets: list[ImageTarget | None], index: int, grid: tuple[int, int]) -> None:
-        plan = self.engine.schedule.plan(index)  # every row with a target has its ImageReport
-        record_step(self.state.images, result, targets, grid, plan)
-        for message in result.skipped.values():
-            self.state.warn(f"half precision: {message} (run with --no-half if this repeats)")
-        if index == self.engine.schedule.alter_until - 1:
-            for line in end_of_window_lines(self.state.images, self.engine.schedule):
-                LOG.info(line)
 
     def _progress(self, iteration: int, limit: int) -> None:
         shared.state.textinfo = f"Attend and Excite: refining {iteration}/{limit}"

@@ -2,7 +2,8 @@
 
 Columns come from the text wrapper's `tokenize_line` (modules/sd_hijack_clip.py:
 TextConditionalModel.tokenize_line), so emphasis, BREAK, comma backtracking, textual-inversion
-embeddings and long prompts land exactly where the cond tensor has them: column 77*c + 1 + j.
+embeddings and long prompts land exactly where the cond tensor has them: column 77*c + 1 + j. The chunks are
+read by ae_lib.chunks, as ComfyUI's are.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from modules import prompt_parser, shared
 
+from ae_lib.chunks import Embedded, chunk_columns
 from ae_lib.tokens import TokenColumn, TokenRule
 from ae_webui import hosts
 
@@ -35,35 +37,23 @@ def _decoder(wrapper: Any):
     return lambda i: sd_hijack_open_clip.tokenizer.decoder.get(int(i), "?")
 
 
-def _chunk_columns(chunk: Any, base: int, id_end: int, decode) -> list[TokenColumn]:
-    embedded: dict[int, tuple[str, int]] = {}
+def _entries(chunk: Any) -> list[int | Embedded]:
+    """A PromptChunk's tokens, each textual-inversion vector (chunk.fixes) as an Embedded entry."""
+    entries: list[int | Embedded] = [int(t) for t in chunk.tokens]
     for fix in chunk.fixes:
         name, length = fix.embedding.name, int(fix.embedding.vectors)
         for k in range(length):
-            embedded[fix.offset + 1 + k] = (name if k == 0 else "", k == length - 1)
-    cols, ended = [TokenColumn(base, int(chunk.tokens[0]), "<start>", "start")], False
-    for j, tid in enumerate(chunk.tokens[1:], start=1):
-        if j in embedded:
-            text, last = embedded[j]
-            cols.append(TokenColumn(base + j, int(tid), text, "embedding", last))
-        elif int(tid) == id_end:
-            cols.append(TokenColumn(base + j, int(tid), "<end>" if not ended else "", "pad" if ended else "end"))
-            ended = True
-        else:
-            piece = str(decode(tid))
-            cols.append(TokenColumn(base + j, int(tid), piece.removesuffix("</w>"), "token", piece.endswith("</w>")))
-    return cols
+            j = fix.offset + 1 + k
+            if j < len(entries):
+                entries[j] = Embedded(int(chunk.tokens[j]), name if k == 0 else "", k == length - 1)
+    return entries
 
 
 def columns_for_text(text: str, sd_model: Any = None) -> list[TokenColumn]:
     """One TokenColumn per column of the cond this text encodes to (no AND, no prompt editing in `text`)."""
     wrapper = text_wrapper(sd_model or shared.sd_model)
     chunks, _ = wrapper.tokenize_line(text)
-    decode = _decoder(wrapper)
-    columns: list[TokenColumn] = []
-    for c, chunk in enumerate(chunks):
-        columns += _chunk_columns(chunk, 77 * c, int(wrapper.id_end), decode)
-    return columns
+    return chunk_columns([_entries(chunk) for chunk in chunks], _decoder(wrapper), int(wrapper.id_end))
 
 
 def first_subprompt(prompt: str) -> str:

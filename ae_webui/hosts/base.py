@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ae_lib.autograd import grad_scope
+from ae_lib.refusals import options_problem
 
 RunCond = Callable[[torch.Tensor, list[int]], Any]
 
@@ -39,14 +40,8 @@ def find_text_engine(sd_model: Any) -> Any:
 
 def patcher_problem(unet_patcher: Any) -> str | None:
     """Forge-family UNet patchers (Forge, Neo, Classic's old-Forge `forge_objects.unet`): options that change what
-    the UNet computes in a way A&E's own pass cannot see or repeat."""
-    options = getattr(unet_patcher, "model_options", None) or {}
-    if options.get("transformer_options", {}).get("patches_replace", {}).get("attn2"):
-        return "another feature replaces the UNet's cross-attention (e.g. IP-Adapter); its maps are not visible"
-    if options.get("model_function_wrapper") is not None:  # sampling_function.calc_cond_uncond_batch
-        return ("another feature wraps the UNet's forward (e.g. MultiDiffusion's tiles); A&E's pass would not run "
-                "the model the sampler runs")
-    return None
+    the UNet computes in a way A&E's own pass cannot see or repeat (sampling_function.calc_cond_uncond_batch)."""
+    return options_problem(getattr(unet_patcher, "model_options", None) or {}, "feature")
 
 
 class Host:

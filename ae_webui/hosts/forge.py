@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ae_lib.capture import find_cross_attention
+from ae_lib.refusals import no_cross_attention
 from ae_webui.hosts.base import Host, RunCond, patcher_problem
 
 
@@ -23,9 +24,7 @@ def model_problem(model: Any) -> str | None:
         return f"{type(model).__name__} has no Forge UNet"
     network = objects.unet.model.diffusion_model
     if not find_cross_attention(network):
-        return (f"{type(model).__name__} ({type(network).__name__}) has no UNet cross-attention (attn2) layers, "
-                "which A&E needs (SD1.5/SDXL UNets): Flux, Chroma, SD3, Wan, Qwen-Image, Lumina, Z-Image and "
-                "the other transformers have none")
+        return no_cross_attention(f"{type(model).__name__} ({type(network).__name__})")
     # KModel's predictor: A&E's latent update assumes the UNet sees x/sqrt(sigma^2+1) (noise or v prediction);
     # a flow-matching model on a UNet (Neo's Mugen, rectified-flow SDXL) sees x itself ("const").
     predictor = getattr(objects.unet.model, "predictor", None)

@@ -1,0 +1,71 @@
+"""What an objective is: the loss A&E's steps minimise, what it reports, and when its refinement stops.
+
+The engine (ae_lib.engine) runs the UNet pass, takes the gradient and moves the latent; an objective only turns
+one image's captured attention into a loss and a measure per subject (or group). Nothing outside an objective
+knows a formula. One objective instance serves one sampling run, so it may keep state across steps (e.g. the
+previous step's maps, `step_done`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ae_lib.params import AEParams
+from ae_lib.schedule import StepPlan
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    """One image's subjects (columns), the columns that enter the re-softmax, and its groups of columns
+    (an attribute with its subject; objectives that bind words use them)."""
+
+    subjects: tuple[int, ...]
+    text_columns: tuple[int, ...]
+    labels: tuple[str, ...] = ()
+    groups: tuple[tuple[int, ...], ...] = ()
+
+
+class Objective:
+    """The interface; the paper's objective (ae_lib.objectives.excite) is the default."""
+
+    name = "?"
+    measure = "?"  # what the per-subject numbers of the report are
+    keeps_state = False  # True: the engine hands each step's final maps to `step_done`
+    reports_thresholds = False  # True: the window report says what each refinement threshold did
+
+    def __init__(self, params: AEParams) -> None:
+        self.params = params
+
+    def attention_res(self, params: AEParams) -> int:
+        """The attention resolution (grid height) the loss reads; 0: the latent's / 4 (ae_lib.capture)."""
+        return params.attention_res
+
+    def image_loss(
+        self, image: int, attention: torch.Tensor, target: ImageTarget, grid: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(differentiable scalar loss, (N,) measure per subject/group) from one image's (queries, keys) maps."""
+        raise NotImplementedError
+
+    def refine_limit(self, plan: StepPlan) -> int:
+        """Refinement iterations allowed at this step (0: no refinement here)."""
+        return 0
+
+    def goal_met(self, loss: float, measures: Sequence[float], plan: StepPlan) -> bool:
+        """Whether an image's refinement may stop before its limit (False: a fixed number of iterations)."""
+        return False
+
+    def below(self, measures: Sequence[float], plan: StepPlan) -> list[bool] | None:
+        """Per subject/group, whether it is below this refinement step's goal; None: no per-subject goal."""
+        return None
+
+    def maps(
+        self, attention: torch.Tensor, target: ImageTarget, grid: tuple[int, int]
+    ) -> torch.Tensor:
+        """(N, h, w) maps the report's grid shows, one per label."""
+        raise NotImplementedError
+
+    def step_done(self, index: int, attention: Mapping[int, torch.Tensor]) -> None:
+        """After an altered step: each image's final (queries, keys) maps, detached (only if keeps_state)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from ae_lib.objectives.base import ImageTarget, Objective
+from ae_lib.objectives.contrast import Contrast
 from ae_lib.objectives.excite import Excite
 from ae_lib.params import AEParams
 
 __all__ = ["DEFAULT", "OBJECTIVES", "ImageTarget", "Objective", "make"]
 
-OBJECTIVES: dict[str, type[Objective]] = {Excite.name: Excite}
+OBJECTIVES: dict[str, type[Objective]] = {Excite.name: Excite, Contrast.name: Contrast}
 DEFAULT = Excite.name
 
 

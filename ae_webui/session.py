@@ -101,7 +101,8 @@ class Session:
         run_cond = self.host.cond_runner(
             self.model, denoiser, tensor, rows, kwargs.get("image_cond"), sigma, self.spec.kdiffusion
         )
-        family_sigma = sigma if self.spec.kdiffusion else None
+        family_sigma = sigma if self.spec.kdiffusion else None  # k-diffusion's x = z / c_in; timestep samplers' x = z
+        # written back through ae_lib.latents in sigma form, the WebUI's own conversion
         self.driver.step(index, x, None if family_sigma is None else c_in(family_sigma), run_cond, targets,
                          lambda x, z, z_new: apply_model_update(x, z, z_new, family_sigma))
 

@@ -24,8 +24,14 @@ def to_model_latent(x: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor
 
 
 def apply_model_update(x: torch.Tensor, z: torch.Tensor, z_new: torch.Tensor, sigma: torch.Tensor | None) -> None:
-    """x += (z_new - z) / c_in, in place: the sampler's own latent moves, and an unchanged row stays bit-exact."""
-    apply_scaled_update(x, z, z_new, None if sigma is None else c_in(sigma))
+    """x += (z_new - z) / c_in, in place: the sampler's own latent moves, and an unchanged row stays bit-exact.
+
+    The WebUI glue's write-back since its first release: z_new - z in z's dtype, then float64 (apply_scaled_update
+    subtracts in float64; the two differ in the last bits, which sampling grows to ~1e-4 over a run)."""
+    delta = (z_new - z).double()
+    if sigma is not None:
+        delta = delta / c_in(sigma)
+    x.add_(delta.to(x.dtype))
 
 
 def scale_to_z(x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:

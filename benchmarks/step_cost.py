@@ -15,6 +15,9 @@ to the plain step:
   reference way        benchmarks.reference_way: explicit attention on every layer, full forward on B rows,
                        backward (autograd visits only what the loss depends on), weights as they come
   refinement iteration one engine pass (AttendExcite.evaluate): what each refinement iteration costs
+  contrast: altered    the same altered step with the Contrast objective (CONFORM, ae_lib.objectives.contrast)
+                       over two groups, with the previous step's maps (kept from the warm-up round)
+  contrast: refinement one engine pass with the Contrast objective
 Saved for backward: distinct storages autograd keeps (saved_tensors_hooks; parameters excluded), as a ratio
 to a full-UNet backward (the same A&E pass, untruncated, weights as they come).
 Projected: (20 plain + 10 altered) / (20 plain) for 20 steps with 10 altered and no refinement.
@@ -62,6 +65,7 @@ from ae_lib import AEParams, AttendExcite, AttentionCapture, ImageTarget, Schedu
 from ae_lib.autograd import grad_scope, normal_parameters
 from ae_lib.capture import target_grid
 from ae_lib.memory import unet_blocks
+from ae_lib.objectives import make
 from ae_lib.scores import image_loss, subject_scores
 from benchmarks.reference_way import reference_step
 from benchmarks.saved import SavedBytes
@@ -81,6 +85,7 @@ SD15 = dict(
     legacy=False,
 )
 SUBJECTS = (2, 5)
+GROUPS = ((2, 3), (5, 6))  # the Contrast objective's groups (an attribute with its subject)
 TEXT_COLUMNS = tuple(range(1, 76))  # SD1's reference rule: every column but the start and the chunk's last
 TIMESTEP = 500.0
 STEPS = 50
@@ -99,6 +104,7 @@ class Bench:
     uncond: torch.Tensor
     engine: AttendExcite = field(init=False)
     engine_ckpt: AttendExcite = field(init=False)
+    engine_contrast: AttendExcite = field(init=False)
     last: StepResult | None = None
 
     def __post_init__(self) -> None:
@@ -106,7 +112,10 @@ class Bench:
         schedule = Schedule.from_params(params, STEPS)
         self.engine = AttendExcite(self.unet, params, schedule)
         self.engine_ckpt = AttendExcite(self.unet, params, schedule, checkpoint=True)
+        self.engine_contrast = AttendExcite(self.unet, params, schedule, objective=make("contrast", params))
         self.targets = [ImageTarget(SUBJECTS, TEXT_COLUMNS)] * self.z.shape[0]
+        grouped = ImageTarget(tuple(c for g in GROUPS for c in g), TEXT_COLUMNS, groups=GROUPS)
+        self.contrast_targets = [grouped] * self.z.shape[0]
         self.rows = list(range(self.z.shape[0]))
         self.grid = target_grid((self.z.shape[-2], self.z.shape[-1]))
         self.step_size = schedule.step_sizes[ALTERED_INDEX]
@@ -127,6 +136,12 @@ class Bench:
 
     def refinement(self) -> None:
         self.engine.evaluate(self.z, self.rows, self.run_cond, self.targets, self.grid)
+
+    def contrast(self) -> None:
+        self.engine_contrast.step(ALTERED_INDEX, self.z, self.run_cond, self.contrast_targets)
+
+    def contrast_refinement(self) -> None:
+        self.engine_contrast.evaluate(self.z, self.rows, self.run_cond, self.contrast_targets, self.grid)
 
     def reference(self) -> None:
         reference_step(self.unet, self.z, self.run_cond, self.targets, self.grid, self.step_size)
@@ -316,6 +331,8 @@ TIME_LABELS = {
     "ours_ckpt": "ours + checkpoint",
     "reference": "reference way",
     "refinement": "refinement iteration (1 pass)",
+    "contrast": "contrast: altered step",
+    "contrast_refinement": "contrast: refinement iteration",
 }
 
 
@@ -426,6 +443,8 @@ def run_model(
         "ours_ckpt": bench.ours_ckpt,
         "reference": bench.reference,
         "refinement": bench.refinement,
+        "contrast": bench.contrast,
+        "contrast_refinement": bench.contrast_refinement,
         "forge_plain": forge.plain,
         "forge_ours": forge.ours,
         "swap": forge.swap,

@@ -45,7 +45,13 @@ class Probe:
             self.unet_inputs.append(sample[-1:].clone())
 
 
-@pytest.mark.parametrize("name", sorted(KNOWN))
+FP64_BROKEN = {"UniPCMultistepScheduler": "diffusers 0.42.1's UniPC step calls linalg.solve on fp64 and fp32 "
+                "tensors when the pipeline runs in fp64 (its own bug, before A&E's code is reached)"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=FP64_BROKEN[n], strict=True,
+                                                                          raises=RuntimeError))
+                                  if n in FP64_BROKEN else n for n in sorted(KNOWN)])
 def test_once_per_step_on_the_steps_own_latent(pipe, name):
     original = pipe.scheduler
     pipe.scheduler = getattr(diffusers, name).from_config(original.config)

@@ -26,7 +26,8 @@ class DiffusersEnv:
 
 
 # The current diffusers from PyPI, with the transformers it is tested with; pytest runs the glue tests there.
-CURRENT = DiffusersEnv("diffusers-current", ("diffusers==0.42.1", "transformers==5.25.0", "pytest", "einops"))
+# scipy: LMSDiscreteScheduler imports it.
+CURRENT = DiffusersEnv("diffusers-current", ("diffusers==0.42.1", "transformers==5.25.0", "scipy", "pytest", "einops"))
 # The last diffusers with StableDiffusionAttendAndExcitePipeline, with a transformers and hub of its time.
 LEGACY = DiffusersEnv("diffusers-0.33.1", ("diffusers==0.33.1", "transformers==4.51.3", "huggingface-hub<1"))
 ENVS = {e.name: e for e in (CURRENT, LEGACY)}

@@ -3,20 +3,18 @@
 
 Why not the project's .venv: diffusers 0.42 needs huggingface-hub >= 1.32, the .venv pins < 1 for gradio 3.41.
 Each recipe is a plain list of requirements installed into a fresh Python 3.11 venv beside the host venvs
-(`tests/realhost/hostenv.py`: same cache, same torch pins, same lock-and-`.complete` protocol), keyed by the list.
+(`tests/realhost/hostenv.py`'s `ensure_venv`: same cache, same torch pins, uv's hard links), keyed by the list.
 """
 
 from __future__ import annotations
 
-import fcntl
-import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.realhost.hostenv import CACHE, TORCH, _digest, _python311, _python_version, _run
+from tests.realhost.hostenv import TORCH, ensure_venv
 
 
 @dataclass(frozen=True)
@@ -33,28 +31,9 @@ LEGACY = DiffusersEnv("diffusers-0.33.1", ("diffusers==0.33.1", "transformers==4
 ENVS = {e.name: e for e in (CURRENT, LEGACY)}
 
 
-def _build(venv: Path, env: DiffusersEnv) -> None:
-    log = venv.with_name(venv.name + ".log")
-    log.write_text(f"building {venv}\n")
-    started = time.monotonic()
-    _run([_python311(), "-m", "venv", str(venv)], log)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    _run([*pip, *TORCH], log)
-    _run([*pip, *env.requirements, *TORCH], log)
-    (venv / ".complete").write_text(f"{time.monotonic() - started:.0f}\n")
-
-
 def ensure(env: DiffusersEnv) -> Path:
-    """The env's python, its venv built once (flock-guarded, like the host venvs)."""
-    key = _digest("\n".join([*TORCH, *env.requirements, _python_version()]).encode())
-    venv = CACHE / "venv" / f"{env.name}-{key}"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with (venv.parent / f"{venv.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (venv / ".complete").exists():
-            shutil.rmtree(venv, ignore_errors=True)
-            _build(venv, env)
-    return venv / "bin" / "python"
+    """The env's python, its venv built once by the host venvs' installer (uv, hard-linked wheels; flock-guarded)."""
+    return ensure_venv(env.name, [list(TORCH), [*env.requirements, *TORCH]])
 
 
 def build_seconds(python: Path) -> str:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tests.realhost.hostenv import HostInstall
 
-VERSION = 2  # bump when the weights or the layout change: the folder name carries it
+VERSION = 3  # bump when the weights or the layout change: the folder name carries it
 FAMILIES = ("sd15", "sdxl")
 SEED = {"sd15": 1501, "sdxl": 1502}
 
@@ -95,15 +95,17 @@ SDXL_TE2_WIDTH = 784
 
 
 def _sdxl(sdnext: Path) -> Any:
-    """SDXL's layout (no attention at the first level, text_time added embedding, two text encoders whose hidden
-    states are concatenated: 32 + 784 = context 816; the pooled projection of the second feeds add_embedding)."""
+    """SDXL's layout (three levels, no attention at the first, so cross-attention at latent/2 and latent/4, where
+    A&E's default grid is; text_time added embedding, two text encoders whose hidden states are concatenated:
+    32 + 784 = context 816; the pooled projection of the second feeds add_embedding)."""
     from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
 
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1, 1),
         projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=32 + SDXL_TE2_WIDTH, norm_num_groups=8,
     )
     return StableDiffusionXLPipeline(

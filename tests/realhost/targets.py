@@ -39,7 +39,9 @@ TARGETS = {
     )
 }
 # The full scenario list runs on one SD1 target per host; the cheap checks and the rise test on every target.
-SD1 = ["a1111-sd1", "forge-sd15", "classic-sd15", "neo-sd15", "sdnext-sd15"]
+SD1 = ["a1111-sd1", "forge-sd15", "classic-sd15", "neo-sd15"]
+# The API scenarios also run on SD.Next (its page and sampler probe are its own: test_sdnext*.py).
+API_SD1 = [*SD1, "sdnext-sd15"]
 ALL = list(TARGETS)
 
 

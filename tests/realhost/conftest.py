@@ -149,7 +149,7 @@ def hires_upscaler(webui: WebUI) -> dict[str, Any]:
     pass runs there only with a latent upscaler or hr_force)."""
     images = [u["name"] for u in webui.get("/sdapi/v1/upscalers")]
     if "/sdapi/v1/latent-upscale-modes" not in webui.get("/openapi.json")["paths"]:
-        return {"hr_upscaler": next(n for n in images if n.startswith("Latent"))}
+        return {"hr_upscaler": next(n for n in images if n.startswith("Latent")), "hr_resize_mode": 1}
     latent = [m["name"] for m in webui.get("/sdapi/v1/latent-upscale-modes")]
     upscaler = "Latent" if "Latent" in latent else "None"
     assert upscaler in latent or upscaler in images, (latent, images)

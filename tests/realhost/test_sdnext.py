@@ -172,6 +172,8 @@ def test_every_sampler_acts_or_is_refused_with_the_reason(sdnext: WebUI, family:
     """Each sampler SD.Next lists (a diffusers scheduler each): A&E acts (scores, no error, a changed image; at
     every altered step the scheduler's own latent was checked to be the one the UNet's input was made from, or
     A&E would have stood down with that reason) or is off with the scheduler's reason and the image plain."""
+    if family != "sd15":
+        pytest.skip("the schedulers are the same objects for SDXL; their sweep runs once, on SD1.5")
     names = [s["name"] for s in sdnext.get("/sdapi/v1/samplers")]
     assert len(names) > 5, names
     rows, failures = [], []

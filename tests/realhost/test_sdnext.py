@@ -169,9 +169,13 @@ def test_interrupt_leaves_the_model_as_before(sdnext: WebUI) -> None:
 
 
 def test_every_sampler_acts_or_is_refused_with_the_reason(sdnext: WebUI, family: str) -> None:
-    """Each sampler SD.Next lists (a diffusers scheduler each): A&E acts (scores, no error, a changed image; at
-    every altered step the scheduler's own latent was checked to be the one the UNet's input was made from, or
-    A&E would have stood down with that reason) or is off with the scheduler's reason and the image plain."""
+    """Each sampler SD.Next lists. SD.Next's info names the diffusers scheduler that actually ran (it redirects
+    some names, e.g. FlowMatch ones on SD1.5, and falls back to the model's default where one cannot run). A&E
+    acts (scores, no error, a changed image) only with a scheduler known to call the UNet once per step (at every
+    altered step the scheduler's own latent is also checked to be the one the UNet's input was made from, or
+    A&E stands down saying so), and is off with that scheduler's name and reason otherwise, the image plain."""
+    from ae_diffusers.schedulers import KNOWN
+
     if family != "sd15":
         pytest.skip("the schedulers are the same objects for SDXL; their sweep runs once, on SD1.5")
     names = [s["name"] for s in sdnext.get("/sdapi/v1/samplers")]
@@ -181,14 +185,15 @@ def test_every_sampler_acts_or_is_refused_with_the_reason(sdnext: WebUI, family:
     for name in names:
         plain = _run(sdnext, {"sampler_name": name})
         out = _run(sdnext, {"sampler_name": name, "alwayson_scripts": args})
+        ran = out.infotext_value("Scheduler") or "?"
         error, scores = out.infotext_value("AE error"), out.infotext_value("AE scores")
         changed = bool((out.pixels() != plain.pixels()).any())
-        if error is None and scores and changed:
-            rows.append(f"{name}: acts ({scores})")
-        elif error and error.startswith("A&E is off: ") and not scores and not changed:
-            rows.append(f"{name}: refused ({error})")
+        if error is None and scores and changed and ran in KNOWN:
+            rows.append(f"{name} ({ran}): acts")
+        elif error and error.startswith(f"A&E is off: {ran} ") and not scores and not changed:
+            rows.append(f"{name} ({ran}): refused")
         else:
-            failures.append(f"{name}: error={error!r} scores={scores!r} changed={changed}")
+            failures.append(f"{name} ({ran}): error={error!r} scores={scores!r} changed={changed}")
     print("\n".join(rows))
     assert not failures, failures
     assert any(": acts" in r for r in rows)

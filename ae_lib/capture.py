@@ -1,6 +1,7 @@
 """Differentiable cross-attention probabilities for one A&E pass, and nothing outside it.
 
-Hooks are forward PRE-hooks on the cross-attention (`attn2`) modules, registered when a pass starts and
+Hooks are forward PRE-hooks on the cross-attention (`attn2`) modules (ldm/sgm `CrossAttention`, ComfyUI's, or
+diffusers' `Attention`, which gets its context as `encoder_hidden_states=`), registered when a pass starts and
 removed when it ends (also on error), so ordinary sampling passes run whatever attention implementation
 the host installed, untouched. A pre-hook sees exactly the module's inputs, recomputes
 softmax(Q K^T * scale) in fp32 from the module's own to_q / to_k / heads / scale, and keeps only the sum
@@ -108,6 +109,15 @@ class Recording:
         return self.prob_sum / self.heads
 
 
+def _context(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The keys' source: ldm/sgm/ComfyUI pass `context` (2nd positional), diffusers' Attention
+    `encoder_hidden_states=` (None: self-attention)."""
+    for name in ("context", "encoder_hidden_states"):
+        if kwargs.get(name) is not None:
+            return kwargs[name]
+    return args[1] if len(args) > 1 else None
+
+
 class AttentionCapture:
     """Observes a UNet's attn2 modules during `recording()` only.
 
@@ -126,14 +136,14 @@ class AttentionCapture:
 
     def _hook(self, name: str, rec: Recording) -> Callable:
         def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-            x = args[0] if args else kwargs["x"]
+            x = args[0] if args else kwargs.get("x", kwargs.get("hidden_states"))
             queries = x.shape[1]
             if queries != rec.queries:
                 rec.finer_seen = rec.finer_seen or (queries > rec.queries and bool(rec.layers))
                 if self.truncate and rec.finer_seen and rec.stop_after is None:
                     raise StopPass
                 return
-            context = kwargs.get("context", args[1] if len(args) > 1 else None)
+            context = _context(args, kwargs)
             context = x if context is None else context
             # Inside a checkpointed block the capture's own tensors are saved directly: recomputation runs
             # without these hooks, so it must not be asked to reproduce them.

@@ -1,0 +1,76 @@
+"""SDXL and the img2img pipelines, and the columns each pipeline's subjects map to."""
+
+from __future__ import annotations
+
+import diffusers
+import pytest
+import torch
+from check_glue import PROMPT, load
+from PIL import Image
+
+from ae_diffusers import attend_and_excite, prompt_columns, token_rule
+from ae_lib.scores import TokenRule
+from ae_lib.tokens import map_subjects
+
+STEPS = 6
+
+
+def run(pipe, **kwargs):
+    return pipe(PROMPT, num_inference_steps=STEPS, guidance_scale=7.5, output_type="latent",
+                generator=torch.Generator().manual_seed(0), **kwargs).images
+
+
+@pytest.mark.parametrize(("kind", "rule"), [("sd1", TokenRule.REFERENCE), ("sd2", TokenRule.PROMPT_ONLY),
+                                            ("sdxl", TokenRule.PROMPT_ONLY)])
+def test_token_rule_and_columns(kind, rule):
+    pipe = load(kind)
+    assert token_rule(pipe) is rule
+    words = " ".join(f"w{i}" for i in range(40))  # every "wN" is two tokens: the prompt runs past 77 columns
+    prompt = f"a cat {words} frog"
+    for tokenizer in filter(None, (pipe.tokenizer, getattr(pipe, "tokenizer_2", None))):
+        ids = tokenizer(prompt, padding="max_length", max_length=77, truncation=True).input_ids
+        cols = prompt_columns(tokenizer, prompt)
+        assert [c.token_id for c in cols] == ids
+        found = map_subjects(cols, "cat, w30, frog")
+        assert found.columns[:1] == [2] and ids[found.columns[1]] == tokenizer.convert_tokens_to_ids("30</w>")
+        assert found.errors == ["'frog' is not a word of the prompt"]  # cut off by the pipeline's truncation
+    end = next(c.column for c in prompt_columns(pipe.tokenizer, PROMPT) if c.kind == "end")
+    assert end == 6
+
+
+@pytest.mark.parametrize("kind", ["sdxl", "sd2"])
+def test_acts_and_step_size_zero_is_plain(kind):
+    pipe = load(kind)
+    plain = run(pipe)
+    with attend_and_excite(pipe, "cat, frog", step_size=0) as off:
+        assert torch.equal(run(pipe), plain)
+    with attend_and_excite(pipe, "cat, frog", step_size=60) as ae:
+        moved = run(pipe)
+    assert ae.runs[-1].steps_altered == off.runs[-1].steps_altered == 3
+    assert not torch.equal(moved, plain)
+    assert ae.runs[-1].labels == [("cat", "frog")]
+    assert min(ae.scores[0]) > min(off.scores[0]), "the weakest subject's score rises over step size 0"
+
+
+@pytest.mark.parametrize(("kind", "cls"), [("sd1", diffusers.StableDiffusionImg2ImgPipeline),
+                                           ("sdxl", diffusers.StableDiffusionXLImg2ImgPipeline)])
+def test_img2img_alters_the_part_of_the_window_it_runs(kind, cls):
+    pipe = load(kind, cls=cls)
+    pipe.scheduler = diffusers.EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    image = Image.fromarray((torch.rand(128, 128, 3, generator=torch.Generator().manual_seed(1)) * 255).byte().numpy())
+    with attend_and_excite(pipe, "cat, frog") as ae:
+        pipe(PROMPT, image=image, strength=0.7, num_inference_steps=10, output_type="latent",
+             generator=torch.Generator().manual_seed(0))
+    # 10 steps, strength 0.7: steps 3-9 run; the window is steps 0-4, refinement at 0, 2 and 4: steps 3 and 4 altered
+    assert ae.runs[-1].steps_altered == 2
+    assert len(ae.scores) == 1 and len(ae.scores[0]) == 2
+
+
+def test_batches_and_per_prompt_subjects():
+    pipe = load("sd1")
+    prompts = [PROMPT, "a dog on a boat"]
+    with attend_and_excite(pipe, ["cat, frog", "dog, boat"]) as ae:
+        pipe(prompts, num_images_per_prompt=2, num_inference_steps=STEPS, output_type="latent",
+             generator=torch.Generator().manual_seed(0))
+    assert ae.runs[-1].labels == [("cat", "frog")] * 2 + [("dog", "boat")] * 2
+    assert all(s is not None and len(s) == 2 for s in ae.scores)

@@ -28,7 +28,7 @@ def _kernel64(sigma: float, size: int) -> tuple[float, ...]:
     mean = (size - 1) / 2
     g = torch.arange(size, dtype=torch.float32)
     gy, gx = torch.meshgrid(g, g, indexing="ij")
-    kernel = torch.ones(size, size)
+    kernel = torch.ones(size, size, dtype=torch.float32)  # fp32 whatever the default dtype, as the reference
     for grid in (gy, gx):
         kernel = kernel * (1 / (sigma * math.sqrt(2 * math.pi)) * torch.exp(-(((grid - mean) / (2 * sigma)) ** 2)))
     kernel = kernel / kernel.sum()

@@ -86,7 +86,7 @@ class AttendExciteSession:
         _patch(stack, pipe, "maybe_free_model_hooks", self._end_of_call(pipe.maybe_free_model_hooks))
         handle = pipe.unet.register_forward_pre_hook(self._unet_pre_hook, with_kwargs=True)
         stack.callback(handle.remove)
-        stack.callback(self._finish)
+        stack.push(lambda exc_type, exc, tb: self._finish(interrupted=exc_type is not None))
 
     def _encode_prompt(self, original: Any) -> Any:
         signature = inspect.signature(original)
@@ -206,11 +206,14 @@ class AttendExciteSession:
                 self._call.run.messages.append(f"A&E stopped: {exc}")
             return None
 
-    def _finish(self) -> None:
+    def _finish(self, interrupted: bool = False) -> None:
         call, self._call = self._call, None
         if call is None:
             return
         run = call.run
+        if interrupted:  # the exception itself tells the user; the record says where the run stopped
+            run.messages.append(f"the pipeline call ended with an exception after {run.steps_altered} A&E steps")
+            return
         if call.step is not None:
             windows = call.step.windows
             run.scores = [windows[b].scores if b in windows else None for b in range(len(call.step.targets))]

@@ -16,6 +16,7 @@ PyTorch attention (`optimized_attention_override`) so every attention on the way
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -24,47 +25,80 @@ from typing import Any
 import torch
 
 from ae_comfy import samplers
-from ae_comfy.placement import Placement, locate, whole_run
+from ae_comfy.placement import Placement, candidates, locate, whole_run
 from ae_lib.autograd import grad_scope
-from ae_lib.capture import find_cross_attention, target_grid
+from ae_lib.capture import attention_res_problem, find_cross_attention, target_grid
 from ae_lib.engine import AttendExcite, ImageTarget, NoGradientError, StepResult
 from ae_lib.params import AEParams
 from ae_lib.report import format_scores
 from ae_lib.schedule import Schedule
 from ae_lib.steps import CallRule, step_of_call
-from ae_lib.window import ImageWindow, end_of_window_lines, record_step
+from ae_lib.window import ImageWindow, end_of_window_lines, record_step, thresholds_line
 
 LOG = logging.getLogger("attend_and_excite")
 KEY = "attend_and_excite"
-MAX_SCHEDULE = 1000  # the longest full schedule a partial run is matched against
 CHURN = math.sqrt(2)  # samplers with s_churn evaluate at sigma_hat <= sqrt(2) * sigma (gamma <= sqrt(2) - 1)
 
 
 @dataclass
 class RunReport:
-    """What the last sampling run did: per image scores and maps, warnings, and the steps A&E altered."""
+    """What one sampling run did: per image scores and maps, warnings, and the steps A&E altered."""
 
     sampler: str = ""
+    label: str = ""  # which sampler node ran it ("sampler #5"), where ComfyUI says
     placement: Placement | None = None
+    schedule: Schedule | None = None
     images: dict[int, ImageWindow] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     altered: list[int] = field(default_factory=list)  # full-schedule indices where the engine ran
     refined: dict[int, int] = field(default_factory=dict)  # refinement iterations at each refined index
     calls: int = 0
 
+    def lines(self) -> list[str]:
+        lines = []
+        for b, image in sorted(self.images.items()):
+            if image.scores:
+                thresholds = f"; {thresholds_line(image, self.schedule)}" if self.schedule is not None else ""
+                lines.append(f"image {b + 1}: {format_scores(image.labels, image.scores)}{thresholds}")
+        return [*lines, *self.warnings] or ["A&E: no step of this run was in its window"]
+
     def text(self) -> str:
-        lines = [f"image {b + 1}: {format_scores(r.labels, r.scores)}" for b, r in sorted(self.images.items())
-                 if r.scores]
-        return "\n".join([*lines, *self.warnings]) or "A&E: no step of this run was in its window"
+        return "\n".join(self.lines())
+
+
+def _sampler_key() -> tuple[str, Any] | None:
+    """The sampler node running now (ComfyUI's execution context, 2025), or None where ComfyUI does not say."""
+    try:
+        from comfy_execution.utils import get_executing_context
+    except ImportError:
+        return None
+    context = get_executing_context()
+    return None if context is None else (str(context.node_id), context.list_index)
+
+
+def _label(key: tuple[str, Any] | None) -> str:
+    if key is None:
+        return "sampler"
+    node, item = key
+    return f"sampler #{node}" + (f" (list item {item + 1})" if item else "")
 
 
 class AEPatch:
-    """The wrappers one node output carries; `report` holds the last run's outcome (read by the maps node)."""
+    """The wrappers one node output carries. `report` holds the last run's outcome (read by the maps node),
+    `runs` the latest run of each sampler node on this MODEL (a base and a hires KSampler): the node shows each."""
 
     def __init__(self, params: AEParams, target: ImageTarget, cond: torch.Tensor, node_id: str | None) -> None:
         self.params, self.target, self.cond, self.node_id = params, target, cond, node_id
         self.report = RunReport()
+        self.runs: dict[tuple[str, Any] | None, RunReport] = {}
         self._run: _Run | None = None
+
+    def text(self) -> str:
+        """Every run's lines; with several sampler nodes, each line says which one ("sampler #5: image 1: ...")."""
+        runs = list(self.runs.values()) or [self.report]
+        if len(runs) == 1:
+            return runs[0].text()
+        return "\n".join(f"{run.label}: {line}" for run in runs for line in run.lines())
 
     def install(self, patcher: Any) -> None:
         try:
@@ -83,10 +117,14 @@ class AEPatch:
                        **kwargs: Any) -> Any:
         # CFGGuider.inner_sample passes (callback, noise, latent_image, denoise_mask, disable_pbar) after extra_args
         denoise_mask = kwargs.get("denoise_mask", args[3] if len(args) > 3 else None)
-        self.report = RunReport(sampler=samplers.sampler_name(executor.class_obj))
+        noise = kwargs.get("noise", args[1] if len(args) > 1 else None)
+        latent_hw = tuple(noise.shape[-2:]) if isinstance(noise, torch.Tensor) and noise.ndim == 4 else None
+        key = _sampler_key()
+        self.report = RunReport(sampler=samplers.sampler_name(executor.class_obj), label=_label(key))
+        self.runs[key] = self.report
         self._run = None
         try:
-            self._run = self._begin(executor.class_obj, guider, sigmas, extra_args, denoise_mask)
+            self._run = self._begin(executor.class_obj, guider, sigmas, extra_args, denoise_mask, latent_hw)
         except Exception as error:  # our boundary: never cost the user the image
             LOG.exception("A&E could not start")
             self._warn(f"A&E stood down: {type(error).__name__}: {error}")
@@ -112,8 +150,8 @@ class AEPatch:
         return executor(x, timestep, model_options, *args, **kwargs)
 
     # --- run set-up -------------------------------------------------------------------------------------------
-    def _begin(self, sampler: Any, guider: Any, sigmas: torch.Tensor, extra_args: dict,
-               denoise_mask: Any) -> _Run | None:
+    def _begin(self, sampler: Any, guider: Any, sigmas: torch.Tensor, extra_args: dict, denoise_mask: Any,
+               latent_hw: tuple[int, int] | None) -> _Run | None:
         name = self.report.sampler
         problem = samplers.refusal(name)
         model = guider.inner_model
@@ -124,6 +162,8 @@ class AEPatch:
         if problem is None and not find_cross_attention(unet):
             problem = (f"{type(model).__name__} has no UNet cross-attention (attn2) layers, which A&E needs "
                        "(Flux, SD3 and other transformers have none)")
+        if problem is None and latent_hw is not None:  # the user's attention_res, against the layers that run
+            problem = attention_res_problem(unet, latent_hw, self.params.attention_res)
         if problem is None:
             problem = options_problem(model_options)
         entry = self._our_cond(guider) if problem is None else None
@@ -131,8 +171,12 @@ class AEPatch:
             problem = ("the sampler's positive conditioning is not this node's CONDITIONING output alone; connect "
                        "the node's CONDITIONING to the sampler's positive input")
         placement = None
+        run = [float(s) for s in sigmas]
+        if problem is None and not all(math.isfinite(s) for s in run):
+            problem = (f"this run's sigmas are not all finite ({', '.join(f'{s:.4g}' for s in run[:4])}"
+                       f"{', ...' if len(run) > 4 else ''}; e.g. ComfyUI's kl_optimal at 1 step gives NaN)")
         if problem is None:
-            placement = place(model.model_sampling, [float(s) for s in sigmas])
+            placement = place(model.model_sampling, run)
             if placement is None:
                 problem = ("these sigmas are not part of a schedule A&E can place (a partial run of custom sigmas); "
                            "A&E's window is a fraction of the full schedule")
@@ -140,6 +184,7 @@ class AEPatch:
             self._warn(f"A&E stood down: {problem}")
             return None
         self.report.placement = placement
+        self.report.schedule = Schedule.from_params(self.params, placement.total)
         return _Run(self, model, unet, entry, samplers.rule(name), placement, len(sigmas) - 1,
                     [float(s) for s in sigmas])
 
@@ -158,10 +203,10 @@ class AEPatch:
         LOG.warning(message)
         if message not in self.report.warnings:
             self.report.warnings.append(message)
-        self._show(self.report.text())
+        self._show(self.text())
 
     def _finish(self) -> None:
-        self._show(self.report.text())
+        self._show(self.text())
 
     def _show(self, text: str) -> None:
         """The text under the node's title in ComfyUI's page (PromptServer.send_progress_text)."""
@@ -189,46 +234,22 @@ def place(model_sampling: Any, run: list[float]) -> Placement | None:
     """The run's place in a full schedule of one of ComfyUI's schedulers (see ae_comfy.placement)."""
     from comfy.samplers import SCHEDULER_NAMES, calculate_sigmas
 
-    def schedules(name: str, total: int) -> list[tuple[str, list[float]]]:
+    @functools.cache  # the search asks for the same lengths again (both variants, the neighbourhood)
+    def sigmas(name: str, total: int) -> tuple[float, ...] | None:
         try:
-            full = [float(s) for s in calculate_sigmas(model_sampling, name, total)]
-            # dpm_2, dpm_2_ancestral, uni_pc: one step more, then the next-to-last sigma dropped
-            more = [float(s) for s in calculate_sigmas(model_sampling, name, total + 1)]
+            return tuple(float(s) for s in calculate_sigmas(model_sampling, name, total))
         except Exception:  # a scheduler that cannot make this length
+            return None
+
+    def schedules(name: str, total: int) -> list[tuple[str, list[float]]]:
+        full, more = sigmas(name, total), sigmas(name, total + 1)
+        if full is None or more is None:
             return []
-        return [(f"{name}, {total} steps", full), (f"{name}, {total} steps (penultimate dropped)",
-                                                   [*more[:-2], more[-1]])]
+        # dpm_2, dpm_2_ancestral, uni_pc: one step more, then the next-to-last sigma dropped
+        return [(f"{name}, {total} steps", list(full)), (f"{name}, {total} steps (penultimate dropped)",
+                                                         [*more[:-2], more[-1]])]
 
-    steps = len(run) - 1
-    return (locate(run, _candidates(schedules, SCHEDULER_NAMES, run, steps))
-            or whole_run(run, float(model_sampling.sigma_max)))
-
-
-def _candidates(schedules: Any, names: list[str], run: list[float], steps: int) -> Any:
-    """Full schedules that may hold the run. A run ending at sigma 0 is a schedule's tail (KSampler denoise < 1,
-    KSamplerAdvanced start_at_step): its first sigma falls as the schedule grows, so each scheduler's length is
-    found by bisection. Other runs (end_at_step) are looked for in schedules up to 4x their length."""
-    for name in names:
-        yield from schedules(name, steps)
-    if run[-1] == 0.0:
-        for name in names:
-            for variant in (0, 1):
-                lo, hi = steps, min(MAX_SCHEDULE, 20 * max(steps, 1))
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    found = schedules(name, mid)
-                    if not found or found[variant][1][mid - steps] < run[0]:
-                        hi = mid
-                    else:
-                        lo = mid
-                for total in range(max(steps, lo - 2), lo + 3):
-                    found = schedules(name, total)
-                    if found:
-                        yield found[variant]
-        return
-    for total in range(steps + 1, min(MAX_SCHEDULE, 4 * steps + 4) + 1):
-        for name in names:
-            yield from schedules(name, total)
+    return locate(run, candidates(schedules, SCHEDULER_NAMES, run)) or whole_run(run, float(model_sampling.sigma_max))
 
 
 def _plain_attention(func: Any, *args: Any, **kwargs: Any) -> Any:
@@ -318,7 +339,8 @@ class _Run:
         report = self.patch.report
         report.altered.append(index)
         targets = [self.patch.target] * (max(result.scores, default=-1) + 1)
-        record_step(report.images, result, targets, target_grid(latent_hw, self.patch.params.attention_res))
+        record_step(report.images, result, targets, target_grid(latent_hw, self.patch.params.attention_res),
+                    self.engine.schedule.plan(index))
         for message in result.skipped.values():
             self.patch._warn(f"A&E: {message} (half precision? try --force-fp32 if this repeats)")
         if index == self.engine.schedule.alter_until - 1:

@@ -12,9 +12,11 @@ over heads (what the loss needs). After the last layer at the target resolution 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -47,16 +49,123 @@ def grid_candidates(height: int, width: int, levels: int = 6) -> list[tuple[int,
 
 
 def target_grid(latent_hw: tuple[int, int], attention_res: int = 0) -> tuple[int, int]:
-    """The attention grid used for the loss: latent/4 by default, or the level whose height is attention_res."""
+    """The attention grid used for the loss: latent/4 by default, or the level whose height is attention_res.
+
+    This is arithmetic on the latent's size; which of these grids the model's layers really produce is
+    `attention_grids` (the glues check that before sampling)."""
     sizes = grid_candidates(*latent_hw)
     if attention_res <= 0:
         return sizes[2]
     for size in sizes:
         if size[0] == attention_res:
             return size
-    heights = ", ".join(str(h) for h, _ in sizes[:5])
-    msg = f"attention resolution {attention_res} matches no layer for this image size (available: {heights})"
+    heights = ", ".join(str(h) for h, _ in sizes if h > 1)
+    msg = (f"attention resolution {attention_res} matches no downsampling level of a {latent_hw[0]}x{latent_hw[1]} "
+           f"latent (its levels: {heights})")
     raise ValueError(msg)
+
+
+# Where the UNet's blocks are, in the order a forward runs them: ldm/sgm/ComfyUI/Forge, then diffusers.
+_PARTS = {"input_blocks": 0, "down_blocks": 0, "middle_block": 1, "mid_block": 1, "output_blocks": 2, "up_blocks": 2}
+_BLOCK = re.compile(r"^(?P<prefix>(?:.+\.)?)(?P<part>" + "|".join(_PARTS) + r")(?:\.(?P<index>\d+))?\.")
+
+
+def _resampling(block: nn.Module) -> tuple[nn.Module | None, bool]:
+    """(the module that halves the spatial size in this block, or None; whether the block doubles it)."""
+    down, up = None, False
+    for module in block.modules():
+        kind = type(module).__name__
+        up = up or "Upsample" in kind
+        strided = isinstance(module, nn.Conv2d | nn.AvgPool2d) and _pair(module.stride) == (2, 2)
+        if down is None and (strided or "Downsample" in kind):
+            down = module
+    return down, up
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _halve(size: int, module: nn.Module, axis: int) -> int:
+    """The size after this downsampling module (a strided conv or pool: floor((n + 2p - k) / s) + 1)."""
+    layer = next((m for m in module.modules() if isinstance(m, nn.Conv2d | nn.AvgPool2d)), None)
+    if layer is None:
+        return math.ceil(size / 2)
+    padding = 0 if isinstance(layer.padding, str) else layer.padding  # "same"/"valid" convs do not halve
+    k, s, p = _pair(layer.kernel_size)[axis], _pair(layer.stride)[axis], _pair(padding)[axis]
+    return (size + 2 * p - k) // s + 1
+
+
+def _blocks_in_order(unet: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    """The UNet's top-level blocks under `prefix` in forward order (down path, middle, up path)."""
+    found: list[tuple[int, int, str, nn.Module]] = []
+    for part, order in _PARTS.items():
+        try:
+            container = unet.get_submodule(prefix + part)
+        except AttributeError:
+            continue
+        if isinstance(container, nn.ModuleList):
+            found += [(order, i, f"{prefix}{part}.{i}", b) for i, b in enumerate(container)]
+        else:
+            found.append((order, 0, prefix + part, container))
+    return [(name, block) for _, _, name, block in sorted(found, key=lambda t: t[:2])]
+
+
+def attention_grids(unet: nn.Module, latent_hw: tuple[int, int]) -> dict[str, tuple[int, int]] | None:
+    """The attention grid each cross-attention layer of this UNet produces for a latent of `latent_hw`, read
+    from the model: where the layer sits among the UNet's downsampling and upsampling blocks (in forward order;
+    a block's resampling runs after its attention), and each downsampling module's own kernel, stride and
+    padding. None for a layout this does not know (an attn2 outside input/middle/output or down/mid/up blocks).
+    """
+    layers = find_cross_attention(unet)
+    matches = {name: _BLOCK.match(name) for name, _ in layers}
+    if not layers or any(m is None for m in matches.values()):
+        return None
+    grids: dict[str, tuple[int, int]] = {}
+    for prefix in {m.group("prefix") for m in matches.values() if m}:
+        level, sizes, where = 0, [tuple(latent_hw)], {}
+        for name, block in _blocks_in_order(unet, prefix):
+            where[name] = level
+            down, up = _resampling(block)
+            if down is not None:
+                if level + 1 >= len(sizes):
+                    h, w = sizes[level]
+                    sizes.append((_halve(h, down, 0), _halve(w, down, 1)))
+                level += 1
+            elif up:
+                level = max(level - 1, 0)
+        for name, m in matches.items():
+            if m and m.group("prefix") == prefix:
+                part = m.group("prefix") + m.group("part")
+                block = next((b for b in (f"{part}.{m.group('index')}", part) if b in where), None)
+                if block is None:
+                    return None
+                grids[name] = sizes[where[block]]
+    return grids
+
+
+def attention_res_problem(unet: nn.Module, latent_hw: tuple[int, int], attention_res: int) -> str | None:
+    """Why `attention_res` (0 = auto) selects no cross-attention layer of this UNet at this latent size, in the
+    user's unit (the height of the attention grid) with the heights its layers really run at; None when it does,
+    or when the layout is unknown (then the first A&E step finds out)."""
+    grids = attention_grids(unet, latent_hw)
+    if grids is None:
+        return None
+    heights = sorted({h for h, _ in grids.values()}, reverse=True)
+    try:
+        wanted = target_grid(latent_hw, attention_res)
+    except ValueError:
+        wanted = None
+    if wanted is not None and wanted in grids.values():
+        return None
+    available = ", ".join(str(h) for h in heights)
+    size = f"{latent_hw[0]}x{latent_hw[1]} latent"
+    if attention_res <= 0:
+        return (f"attention resolution 0 (auto: latent/4 = {wanted[0] if wanted else '?'}) matches no cross-attention "
+                f"layer of this model for a {size}; its layers run at {available}: set attention resolution to one "
+                "of these")
+    return (f"attention resolution {attention_res} matches no cross-attention layer of this model for a {size}; "
+            f"its layers run at {available} (or 0 = auto)")
 
 
 def at_least_fp32(dtype: torch.dtype) -> torch.dtype:

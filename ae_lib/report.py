@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-__all__ = ["format_scores", "parse_scores", "window_summary"]
+__all__ = ["ThresholdOutcome", "format_scores", "parse_scores", "thresholds_report", "window_summary"]
 
 DIGITS = 2
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+|nan|inf)"
@@ -84,3 +85,47 @@ def window_summary(
     if below:
         return f"{line}; below threshold: {', '.join(below)}"
     return f"{line}; all thresholds met"
+
+
+@dataclass(frozen=True)
+class ThresholdOutcome:
+    """What refinement did at one threshold step for one image."""
+
+    met: bool
+    iterations: int  # refinement iterations run (0: the threshold was met on arrival)
+    below: tuple[str, ...] = ()  # subjects still below the threshold afterwards
+
+
+def thresholds_report(
+    planned: Mapping[int, float],
+    outcomes: Mapping[int, ThresholdOutcome],
+    past_window: Mapping[int, float],
+    window_end: int,
+    max_refine: int,
+) -> str:
+    """Which thresholds applied to an image and whether each was met, e.g. "thresholds: 0.05 at step 0 met;
+    0.5 at step 1 not met after 20 iterations (frog below); 0.8 at step 2 not applied (past the window, steps 0-1)".
+
+    `planned`: step -> threshold inside the window; `outcomes`: what refinement did at those steps (a planned step
+    without one did not run in this sampling run); `past_window`: thresholds placed at or after `window_end`.
+    """
+    if not planned and not past_window:
+        return "no thresholds"
+    if max_refine <= 0 and planned:
+        return "thresholds not applied (max refinement iterations is 0)"
+    parts = []
+    for index, threshold in sorted(planned.items()):
+        where = f"{threshold:g} at step {index}"
+        outcome = outcomes.get(index)
+        if outcome is None:
+            parts.append(f"{where} not run")
+        elif outcome.met:
+            tries = f" after {outcome.iterations} iteration{'s' if outcome.iterations != 1 else ''}"
+            parts.append(f"{where} met{tries if outcome.iterations else ''}")
+        else:
+            below = f" ({', '.join(_clean_label(lb) for lb in outcome.below)} below)" if outcome.below else ""
+            parts.append(f"{where} not met after {outcome.iterations} iterations{below}")
+    window = f"steps 0-{window_end - 1}" if window_end > 0 else "no steps"
+    for index, threshold in sorted(past_window.items()):
+        parts.append(f"{threshold:g} at step {index} not applied (past the window, {window})")
+    return "thresholds: " + "; ".join(parts)

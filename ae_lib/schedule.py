@@ -9,7 +9,7 @@ img2img or hires run that starts at index s applies the part of the window it ov
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ae_lib.params import AEParams
 
@@ -45,18 +45,20 @@ class Schedule:
     thresholds: dict[int, float]
     step_sizes: tuple[float, ...]
     max_refine: int
+    past_window: dict[int, float] = field(default_factory=dict)  # thresholds placed at or after alter_until
 
     @classmethod
     def from_params(cls, params: AEParams, total_steps: int) -> Schedule:
         n = max(int(total_steps), 1)
         alter_until = min(round_half_up(params.steps_altered * n), n)
         thresholds: dict[int, float] = {}
+        past: dict[int, float] = {}
         for frac, thr in params.threshold_pairs():
             i = round_half_up(frac * n)
-            if i < alter_until:  # refinement only inside the altered window
-                thresholds[i] = max(thr, thresholds.get(i, 0.0))  # collisions (tiny N): the stricter wins
+            placed = thresholds if i < alter_until else past  # refinement only inside the altered window
+            placed[i] = max(thr, placed.get(i, 0.0))  # collisions (tiny N): the stricter wins
         sizes = tuple(params.step_size * math.sqrt(r) for r in linspace(*SCALE_RANGE, n))
-        return cls(n, alter_until, thresholds, sizes, params.max_refine)
+        return cls(n, alter_until, thresholds, sizes, params.max_refine, past)
 
     def plan(self, index: int) -> StepPlan | None:
         """The plan for full-schedule step `index`, or None when the step is not altered."""

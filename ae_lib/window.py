@@ -1,5 +1,6 @@
-"""Each image's record over a run's A&E window: its latest scores, and its maps at the first altered step and
-at the latest one (what the attention-map grids show), plus the console lines at the end of the window.
+"""Each image's record over a run's A&E window: its latest scores, its maps at the first altered step and at the
+latest one (what the attention-map grids show) and what refinement did at each threshold step, plus the console
+lines at the end of the window.
 
 Host-free; a host glue keeps one `ImageWindow` per image of the batch and feeds it every step's result.
 """
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ae_lib.engine import ImageTarget, StepResult
-from ae_lib.report import window_summary
-from ae_lib.schedule import Schedule
+from ae_lib.report import ThresholdOutcome, format_scores, thresholds_report
+from ae_lib.schedule import Schedule, StepPlan
 from ae_lib.scores import subject_maps
 
 
@@ -24,6 +25,7 @@ class ImageWindow:
     first_scores: list[float] = field(default_factory=list)
     first_maps: torch.Tensor | None = None  # (subjects, h, w) at the first altered step
     last_maps: torch.Tensor | None = None  # at the latest altered step
+    thresholds: dict[int, ThresholdOutcome] = field(default_factory=dict)  # by threshold step
 
 
 def record_step(
@@ -31,14 +33,21 @@ def record_step(
     result: StepResult,
     targets: Sequence[ImageTarget | None],
     grid: tuple[int, int],
+    plan: StepPlan | None = None,
 ) -> None:
-    """Scores (and maps, where the engine kept them) of one step into each image's window record."""
+    """Scores (and maps, where the engine kept them) of one step into each image's window record; with the step's
+    plan, what refinement did there (at a threshold step)."""
     for row, scores in result.scores.items():
         target = targets[row]
         if target is None:
             continue
         image = images.setdefault(row, ImageWindow(tuple(target.labels)))
         image.scores = list(scores)
+        if plan is not None and plan.threshold is not None and row in result.threshold_met:
+            below = tuple(lb for lb, v in zip(image.labels, scores, strict=False) if not v >= plan.threshold)
+            met = result.threshold_met[row]
+            image.thresholds[plan.index] = ThresholdOutcome(met, result.refine_iterations.get(row, 0),
+                                                            () if met else below)
         attention = result.maps.get(row)
         if attention is None:
             continue
@@ -48,11 +57,17 @@ def record_step(
             image.first_maps, image.first_scores = maps, list(scores)
 
 
+def thresholds_line(image: ImageWindow, schedule: Schedule) -> str:
+    """Which thresholds applied to this image in this run and whether each was met (ae_lib.report)."""
+    return thresholds_report(schedule.thresholds, image.thresholds, schedule.past_window, schedule.alter_until,
+                             schedule.max_refine)
+
+
 def end_of_window_lines(images: Mapping[int, ImageWindow], schedule: Schedule) -> list[str]:
-    """One console line per image (numbered from 1): its scores and the subjects below the last threshold."""
-    goal = max(schedule.thresholds.values(), default=0.0)
+    """One console line per image (numbered from 1): its scores, and each threshold: met, not met (after how many
+    iterations, which subjects below), not run, or past the window."""
     return [
-        window_summary(row + 1, image.labels, image.scores, [s >= goal for s in image.scores])
+        f"A&E image {row + 1}: {format_scores(image.labels, image.scores)}; {thresholds_line(image, schedule)}"
         for row, image in sorted(images.items())
         if image.scores
     ]

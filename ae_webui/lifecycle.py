@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from modules import sd_samplers_common
+from modules import sd_samplers_common, shared
 
+from ae_lib.capture import attention_res_problem
 from ae_lib.params import FIELDS, parse_named, parse_positional, to_infotext
 from ae_lib.tokens import split_spec
 from ae_webui import hosts
@@ -66,11 +67,23 @@ def begin(p: Any, args: tuple) -> None:
     set_state(p, state)
 
 
-def _host_problem(p: Any) -> str | None:
-    problem = hosts.current().problem(p)
+def _host_problem(p: Any, latent: Any) -> str | None:
+    host = hosts.current()
+    problem = host.problem(p)
     if problem:
         return problem
-    return refusal(p.sampler.config.name if getattr(p.sampler, "config", None) else p.sampler_name)
+    problem = refusal(p.sampler.config.name if getattr(p.sampler, "config", None) else p.sampler_name)
+    if problem:
+        return problem
+    return _attention_res_problem(p, host, latent)
+
+
+def _attention_res_problem(p: Any, host: Any, latent: Any) -> str | None:
+    """The user's attention resolution against the layers the model really runs at this run's latent size
+    (the sampler's x; the first pass's size from p where a host passes none)."""
+    shape = getattr(latent, "shape", None)
+    latent_hw = tuple(shape[-2:]) if shape is not None and len(shape) == 4 else (p.height // 8, p.width // 8)
+    return attention_res_problem(host.unet(shared.sd_model), latent_hw, get_state(p).params.attention_res)
 
 
 def _run_spec(p: Any) -> RunSpec:
@@ -90,8 +103,9 @@ def _run_spec(p: Any) -> RunSpec:
     return RunSpec(name, name not in TIMESTEP_SAMPLERS, position, prompts)
 
 
-def before_sampling(p: Any) -> None:
-    """process_before_every_sampling(): install on this run's sampler (first pass, or hires if asked)."""
+def before_sampling(p: Any, latent: Any = None) -> None:
+    """process_before_every_sampling(): install on this run's sampler (first pass, or hires if asked); `latent`
+    is the x the host passes it (the run's latent)."""
     end(p)
     state = get_state(p)
     if state is None:
@@ -99,12 +113,14 @@ def before_sampling(p: Any) -> None:
     if getattr(p, "is_hr_pass", False) and not state.params.hires:
         return
     try:
-        problem = _host_problem(p)
+        problem = _host_problem(p, latent)
         if problem:
             state.warn(f"A&E is off: {problem}")
             return
         if not getattr(p, "is_hr_pass", False):
             state.new_batch()
+        for report in state.images.values():  # the hires pass has its own schedule: its own threshold outcomes
+            report.thresholds = {}
         state.session = Session(p, state, _run_spec(p))
     except Exception as error:  # never break the generation
         LOG.exception("could not start A&E")

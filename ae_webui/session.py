@@ -137,7 +137,8 @@ class Session:
         return ImageTarget(tuple(found.columns), tuple(text_columns(columns, self.rule)), tuple(found.labels))
 
     def _record(self, result: Any, targets: list[ImageTarget | None], index: int, grid: tuple[int, int]) -> None:
-        record_step(self.state.images, result, targets, grid)  # every row with a target has its ImageReport
+        plan = self.engine.schedule.plan(index)  # every row with a target has its ImageReport
+        record_step(self.state.images, result, targets, grid, plan)
         for message in result.skipped.values():
             self.state.warn(f"half precision: {message} (run with --no-half if this repeats)")
         if index == self.engine.schedule.alter_until - 1:

@@ -46,7 +46,7 @@ class AttendAndExciteScript(scripts.Script):
 
     @guarded("process_before_every_sampling", generation=True)
     def process_before_every_sampling(self, p: Any, *args: Any, **kwargs: Any) -> None:
-        lifecycle.before_sampling(p)
+        lifecycle.before_sampling(p, kwargs.get("x"))
 
     @guarded("post_sample", generation=True)
     def post_sample(self, p: Any, ps: Any, *args: Any) -> None:

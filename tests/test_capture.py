@@ -8,7 +8,14 @@ from einops import rearrange
 from ldm.modules.diffusionmodules import openaimodel
 
 from ae_demo.tiny import make_context
-from ae_lib.capture import AttentionCapture, find_cross_attention, grid_candidates, target_grid
+from ae_lib.capture import (
+    AttentionCapture,
+    attention_grids,
+    attention_res_problem,
+    find_cross_attention,
+    grid_candidates,
+    target_grid,
+)
 
 
 def _independent_probs(module, x, context):
@@ -93,8 +100,66 @@ def test_attention_res_override_and_error():
     assert target_grid((64, 64), 16) == (16, 16)
     assert target_grid((64, 64), 32) == (32, 32)
     assert grid_candidates(64, 48)[:3] == [(64, 48), (32, 24), (16, 12)]
-    with pytest.raises(ValueError, match="matches no layer"):
+    with pytest.raises(ValueError, match="matches no downsampling level of a 64x64 latent"):
         target_grid((64, 64), 20)
+
+
+def _sdxl_like() -> torch.nn.Module:
+    """SDXL's layout in the real ldm class: three levels, cross-attention only at the 2nd and 3rd (and middle)."""
+    torch.manual_seed(0)
+    return openaimodel.UNetModel(image_size=32, in_channels=4, out_channels=4, model_channels=32,
+                                 attention_resolutions=[2, 4], num_res_blocks=2, channel_mult=(1, 2, 4),
+                                 num_head_channels=16, use_spatial_transformer=True, use_linear_in_transformer=True,
+                                 transformer_depth=1, context_dim=32, legacy=False).eval()
+
+
+def _queries_seen(unet, hw) -> dict[str, int]:
+    seen = {}
+    handles = [m.register_forward_pre_hook(lambda mod, args, n=n: seen.__setitem__(n, args[0].shape[1]))
+               for n, m in find_cross_attention(unet)]
+    try:
+        with torch.no_grad():
+            unet(torch.randn(1, 4, *hw), torch.full((1,), 10.0), context=make_context(1))
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("hw", [(16, 16), (32, 24), (9, 7)])
+@pytest.mark.parametrize("kind", ["sd1", "sdxl"])
+def test_attention_grids_are_the_grids_the_layers_run_at(sd1_unet, kind, hw, monkeypatch):
+    """From the model's structure, per layer: the query count a real forward gives every attn2 layer."""
+    monkeypatch.setattr(openaimodel, "th", _InterpolatingCat())
+    unet = sd1_unet if kind == "sd1" else _sdxl_like()
+    grids = attention_grids(unet, hw)
+    seen = _queries_seen(unet, hw)
+    assert set(grids) == set(seen)
+    assert {n: h * w for n, (h, w) in grids.items()} == seen
+    heights = sorted({h for h, _ in grids.values()}, reverse=True)
+    expected = {("sd1", (16, 16)): [16, 8, 4, 2], ("sdxl", (16, 16)): [8, 4], ("sd1", (32, 24)): [32, 16, 8, 4],
+                ("sdxl", (32, 24)): [16, 8], ("sd1", (9, 7)): [9, 5, 3, 2], ("sdxl", (9, 7)): [5, 3]}
+    assert heights == expected[kind, hw]
+
+
+def test_attention_res_problem_names_the_heights_the_layers_run_at(sd1_unet):
+    """In the user's unit (the grid's height), never a height no layer runs at; auto included."""
+    assert attention_res_problem(sd1_unet, (32, 32), 4) is None
+    assert attention_res_problem(sd1_unet, (32, 32), 0) is None
+    problem = attention_res_problem(sd1_unet, (32, 32), 2)
+    assert problem.startswith("attention resolution 2 matches no cross-attention layer of this model")
+    assert "its layers run at 32, 16, 8, 4 " in problem and "query" not in problem
+    sdxl = _sdxl_like()
+    assert "its layers run at 16, 8 " in attention_res_problem(sdxl, (32, 32), 32)
+    assert attention_res_problem(sdxl, (32, 32), 0) is None  # auto = latent/4 = 8
+    torch.manual_seed(0)  # attention at the latent's own size and in the middle block only: auto (latent/4) has none
+    ends = openaimodel.UNetModel(image_size=32, in_channels=4, out_channels=4, model_channels=32,
+                                 attention_resolutions=[1], num_res_blocks=1, channel_mult=(1, 1, 1, 1), num_heads=2,
+                                 use_spatial_transformer=True, transformer_depth=1, context_dim=32, legacy=False)
+    auto = attention_res_problem(ends, (32, 32), 0)
+    assert auto.startswith("attention resolution 0 (auto: latent/4 = 8) matches no cross-attention layer")
+    assert "its layers run at 32, 4:" in auto
+    assert attention_grids(torch.nn.Sequential(torch.nn.Linear(2, 2)), (8, 8)) is None  # no attn2: unknown
 
 
 def test_no_hooks_outside_a_pass_and_after_an_exception(sd1_unet):

@@ -27,6 +27,13 @@ def test_schedule_scales_by_fraction(n, until, refine):
     assert s.step_sizes[0] == 20.0 and s.step_sizes[-1] == pytest.approx(20 * math.sqrt(0.5))
 
 
+def test_thresholds_past_the_window_are_kept_apart():
+    """4 steps: the window is steps 0-1; 0.8 lands on step round(1.6) = 2, past it: never applied, but known."""
+    s = Schedule.from_params(AEParams(), 4)
+    assert (s.alter_until, s.thresholds, s.past_window) == (2, {0: 0.05, 1: 0.5}, {2: 0.8})
+    assert Schedule.from_params(AEParams(), 50).past_window == {}
+
+
 def test_partial_runs_overlap_the_window():
     s = Schedule.from_params(AEParams(), 40)  # e.g. img2img starting at index 15 of 40
     assert s.altered_steps(start=15) == [15, 16, 17, 18, 19]

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from ae_lib.report import format_scores, parse_scores, window_summary
+from ae_lib.report import ThresholdOutcome, format_scores, parse_scores, thresholds_report, window_summary
 
 
 def _infotext_quote(text: str) -> str:
@@ -96,3 +96,17 @@ def test_summary_with_one_flag_per_image():
 def test_summary_rejects_mismatched_flags():
     with pytest.raises(ValueError, match="threshold flags"):
         window_summary(0, ["cat", "frog"], [0.1, 0.2], [True])
+
+
+def test_thresholds_report_says_which_applied_and_whether_each_was_met():
+    planned = {0: 0.05, 1: 0.5}
+    outcomes = {0: ThresholdOutcome(True, 0), 1: ThresholdOutcome(False, 20, ("frog",))}
+    assert thresholds_report(planned, outcomes, {2: 0.8}, 2, 20) == (
+        "thresholds: 0.05 at step 0 met; 0.5 at step 1 not met after 20 iterations (frog below); "
+        "0.8 at step 2 not applied (past the window, steps 0-1)")
+    assert thresholds_report(planned, {0: ThresholdOutcome(True, 1)}, {}, 2, 20) == (
+        "thresholds: 0.05 at step 0 met after 1 iteration; 0.5 at step 1 not run")
+    past_only = thresholds_report({}, {}, {2: 0.9}, 2, 20)
+    assert past_only == "thresholds: 0.9 at step 2 not applied (past the window, steps 0-1)"
+    assert thresholds_report(planned, {}, {}, 2, 0) == "thresholds not applied (max refinement iterations is 0)"
+    assert thresholds_report({}, {}, {}, 2, 20) == "no thresholds"

@@ -99,3 +99,25 @@ def test_console_line_at_the_end_of_the_window(monkeypatch):
     monkeypatch.setattr(session.LOG, "info", lambda msg, *a: lines.append(msg % a if a else msg))
     run_txt2img(ae(), steps=6)
     assert len(lines) == 1 and lines[0].startswith("A&E image 1: cat 0.") and "frog 0." in lines[0]
+
+
+def test_an_attention_resolution_no_layer_runs_at_is_refused_before_sampling(engine_calls, monkeypatch):
+    """Checked against the layers the model runs at each pass's own latent size, before sampling: the image is made
+    and the reason is in its info, in the grid heights the user types (never a height no layer has)."""
+    from ae_webui import state
+
+    logged = []
+    monkeypatch.setattr(state.LOG, "exception", lambda *a, **k: logged.append(a))
+    plain, _ = run_txt2img(None)
+    processed, _ = run_txt2img(ae(attention_res=1))  # 128 px: a 16x16 latent, levels 16, 8, 4, 2, 1; layers 16-2
+    error = parse_generation_parameters(processed.infotexts[0])["AE error"]
+    assert error == ("A&E is off: attention resolution 1 matches no cross-attention layer of this model for a 16x16 "
+                     "latent; its layers run at 16, 8, 4, 2 (or 0 = auto)")
+    assert torch.equal(processed.latents, plain.latents) and engine_calls == [] and logged == []
+    # 2 runs in the first pass (16x16) but not in the hires pass (32x32: 32, 16, 8, 4): said for the hires pass
+    hires = {"enable_hr": True, "hr_scale": 2, "hr_upscaler": "Latent", "denoising_strength": 0.7,
+             "hr_second_pass_steps": 6}
+    processed, _ = run_txt2img(ae(attention_res=2, hires=True), **hires)
+    info = parse_generation_parameters(processed.infotexts[0])
+    assert "for a 32x32 latent; its layers run at 32, 16, 8, 4" in info["AE error"] and info["AE scores"]
+    assert {shape[-1] for _, shape, did in engine_calls if did} == {16}

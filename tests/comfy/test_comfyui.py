@@ -145,6 +145,36 @@ def test_long_prompts_and_emphasis_map_to_the_encoded_columns(comfy: Any) -> Non
     assert "index 154 is out of range (this prompt has columns 0-153)" in error["exception_message"]
 
 
+# 3 + 72 tokens fill chunk 1 (columns 1-75); chunk 2 is "very" x 8 then "frog": column 77 + 9 = 86. Off by a chunk,
+# frog would be read at column 9 (a "very" of chunk 1).
+CHUNK2_TEXT = "a cat and " + "very " * 80 + "{frog}"
+SAME_SPOT_IN_CHUNK1 = 9
+
+
+@pytest.mark.parametrize("family", ["sd15", "sdxl"])
+def test_a_subject_in_chunk_2_is_scored_on_its_own_column(comfy: Any, family: str) -> None:
+    """Emphasis scales the frog column of the encoded conditioning far from the rest (ComfyUI: (z - z_empty) * w +
+    z_empty), so the UNet's attention piles onto that column: frog's score must jump, the column one chunk earlier
+    must not. The subjects are the word "frog" (mapped by the node) and index 9 (no mapping)."""
+    g = Graph(family)
+    negative = g.encode("")
+    latent = g.latent(64)
+    for weight in ("frog", "(frog:40)"):
+        ae = g.attend_and_excite(text=CHUNK2_TEXT.format(frog=weight), step_size=0.0, max_refine=0,
+                                 subjects=f"frog, {SAME_SPOT_IN_CHUNK1}")
+        model = g.add("AETestProbe", model=g.out(ae, 0), tag=weight)
+        g.add("AETestSink", samples=g.out(g.ksampler(g.out(model), g.out(ae, 1), g.out(negative), g.out(latent),
+                                                      steps=2)))
+    comfy.get("/ae-test/probe")
+    outcome = comfy.run(g.nodes)
+    assert outcome.status == "success", outcome.messages
+    runs = {r["tag"]: r["ae"] for r in comfy.get("/ae-test/probe")}
+    plain, emphasised = runs["frog"]["scores"]["0"], runs["(frog:40)"]["scores"]["0"]
+    print(f"{family}: frog, column {SAME_SPOT_IN_CHUNK1}: plain {plain}, emphasised {emphasised}")
+    assert emphasised[0] > 0.9 and plain[0] < 0.1  # the column scored as "frog" is the emphasised one
+    assert emphasised[1] < 0.1 and plain[1] < 0.1  # the same spot in chunk 1 is not
+
+
 def _score_prompt(family: str, seeds: list[int]) -> dict[str, Any]:
     g = Graph(family)
     negative = g.encode("")
@@ -193,3 +223,68 @@ def test_the_example_workflow_and_the_maps_node(comfy: Any) -> None:
     assert maps["text"][0].startswith("image 1: cat ")
     grid = comfy.images(outcome, types["PreviewImage"])[0]
     assert grid.shape[0] > 64 and grid.shape[1] > 64 * 2  # two rows, two subject columns
+
+
+def test_an_attention_resolution_no_layer_runs_at_stands_down_before_sampling(comfy: Any) -> None:
+    """The heights come from the layers the model really runs at this size (SD1.5 test model: every level of a
+    16x16 latent but 1; the SDXL one: 8 and 4 only); the message is in the user's unit, with no traceback, and the
+    image is made. A height that exists acts."""
+    cases = {"sd15 1": ("sd15", 1), "sdxl 16": ("sdxl", 16), "sdxl 8": ("sdxl", 8)}
+    comfy.get("/ae-test/probe")
+    for tag, (family, res) in cases.items():
+        g = Graph(family)
+        ae = g.attend_and_excite(attention_res=res, max_refine=1)
+        model = g.add("AETestProbe", model=g.out(ae, 0), tag=tag)
+        g.add("AETestSink", samples=g.out(g.ksampler(g.out(model), g.out(ae, 1), g.out(g.encode("")),
+                                                      g.out(g.latent(128)), steps=4)))
+        outcome = comfy.run(g.nodes)
+        assert outcome.status == "success", outcome.messages
+        assert "Traceback" not in outcome.log, outcome.log
+    runs = {r["tag"]: r["ae"] for r in comfy.get("/ae-test/probe")}
+    assert runs["sd15 1"]["warnings"] == [
+        "A&E stood down: attention resolution 1 matches no cross-attention layer of this model for a 16x16 latent; "
+        "its layers run at 16, 8, 4, 2 (or 0 = auto)"]
+    assert runs["sdxl 16"]["warnings"] == [
+        "A&E stood down: attention resolution 16 matches no cross-attention layer of this model for a 16x16 latent; "
+        "its layers run at 8, 4 (or 0 = auto)"]
+    assert runs["sd15 1"]["altered"] == runs["sdxl 16"]["altered"] == []
+    assert runs["sdxl 8"]["warnings"] == [] and runs["sdxl 8"]["altered"] == [0, 1]
+
+
+@pytest.fixture(scope="module")
+def two_runs(comfy: Any) -> dict[str, Any]:
+    """One A&E MODEL, two KSamplers: a base run (4 steps, window 0-1) and a hires-style second pass on its latent
+    (6 steps at denoise 0.75: steps 2-7 of 8, window 0-3). Thresholds: 0.99 at step 0 (not reachable in two
+    iterations), 0.5 at 60% (step 2 of 4, step 5 of 8: past either window)."""
+    g = Graph("sd15")
+    negative = g.encode("")
+    ae = g.attend_and_excite(thresholds="0:0.99, 0.6:0.5", max_refine=2)
+    base = g.ksampler(g.out(ae, 0), g.out(ae, 1), g.out(negative), g.out(g.latent(64)), steps=4)
+    second = g.ksampler(g.out(ae, 0), g.out(ae, 1), g.out(negative), g.out(base), steps=6, denoise=0.75)
+    g.add("AETestSink", samples=g.out(second))
+    comfy.get("/ae-test/progress")
+    outcome = comfy.run(g.nodes)
+    assert outcome.status == "success", outcome.messages
+    texts = [text for node, text in comfy.get("/ae-test/progress") if node == ae]
+    return {"ae": ae, "base": base, "second": second, "outcome": outcome, "texts": texts}
+
+
+def test_the_node_shows_the_scores_of_each_sampler_run(two_runs: dict[str, Any]) -> None:
+    last = two_runs["texts"][-1].splitlines()
+    base, second = f"sampler #{two_runs['base']}: ", f"sampler #{two_runs['second']}: "
+    assert last[0] == "Attend and Excite"
+    assert [line.split("image 1: ")[0] for line in last[1:]] == [base, second], last
+    assert all(" cat 0." in line and ", frog 0." in line for line in last[1:])
+    assert len(window_scores(two_runs["outcome"].log)) == 1 and two_runs["outcome"].log.count("A&E image 1:") == 2
+
+
+def test_the_console_and_the_node_say_which_thresholds_applied_and_whether_each_was_met(
+        two_runs: dict[str, Any]) -> None:
+    lines = [ln.split("A&E image 1: ")[1] for ln in two_runs["outcome"].log.splitlines() if "A&E image 1: " in ln]
+    assert len(lines) == 2
+    base, second = (line.split("; ", 1)[1] for line in lines)
+    assert base == ("thresholds: 0.99 at step 0 not met after 2 iterations (cat, frog below); "
+                    "0.5 at step 2 not applied (past the window, steps 0-1)")
+    assert second == "thresholds: 0.99 at step 0 not run; 0.5 at step 5 not applied (past the window, steps 0-3)"
+    node = two_runs["texts"][-1]
+    assert base in node and second in node and "all thresholds met" not in node

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from ae_comfy import samplers
+from ae_lib.params import AEParams
+from ae_lib.schedule import Schedule
 from tests.comfy.workflows import Graph
 
 pytestmark = pytest.mark.comfyui
@@ -25,6 +27,8 @@ PARAMS = {"max_refine": 1}  # refinement runs (step 0), kept short
 # comfy/k_diffusion/sampling.py: these report the x they started from to every step callback (`x`, not `x_cur`),
 # so their callback shows the x A&E moved at step 0 throughout; the step's own x is `x_cur` (= x_next).
 CALLBACK_SHOWS_FIRST_X = {"ipndm", "ipndm_v", "deis"}
+DDIM_UNIFORM_STEPS = {6: 7, 30: 31}  # asked -> the steps ComfyUI's ddim_uniform gives (1000 // asked strides)
+PLACEMENT_STEPS = "1-12,20,25,30,50"
 
 
 def _names(source: Path, variable: str) -> list[str]:
@@ -66,6 +70,9 @@ def _sweep(comfy: Any) -> dict[str, dict[str, Any]]:
     for name in scheduler_names:
         sink(g.out(g.ksampler(probe(f"scheduler {name}"), g.out(ae, 1), g.out(negative), g.out(latent),
                               scheduler=name, steps=STEPS)))
+    for steps in DDIM_UNIFORM_STEPS:  # ComfyUI's ddim_uniform gives one step more than asked at these counts
+        sink(g.out(g.ksampler(probe(f"ddim_uniform {steps}"), g.out(ae, 1), g.out(negative), g.out(latent),
+                              scheduler="ddim_uniform", steps=steps)))
     # denoise < 1: 6 of int(6 / 0.75) = 8 steps, the run starts at step 2; the window is steps 0-3 of 8
     sink(g.out(g.ksampler(probe("denoise"), g.out(ae, 1), g.out(negative), g.out(latent), steps=6, denoise=0.75)))
     sink(g.out(g.add("KSamplerAdvanced", model=probe("advanced"), add_noise="enable", noise_seed=1, steps=8, cfg=7.0,
@@ -152,6 +159,58 @@ def test_every_scheduler(comfy: Any, sweep: dict[str, dict[str, Any]]) -> None:
         record = sweep[f"scheduler {name}"]
         _check_once_per_step(record, WINDOW)
         assert record["ae"]["placement"]["start"] == 0 and record["ae"]["placement"]["total"] == STEPS
+
+
+@pytest.mark.parametrize(("asked", "steps"), sorted(DDIM_UNIFORM_STEPS.items()))
+def test_ddim_uniform_where_it_gives_more_steps_than_asked(sweep: dict[str, dict[str, Any]], asked: int,
+                                                           steps: int) -> None:
+    """A plain KSampler, euler + ddim_uniform at denoise 1: A&E acts over the window of the steps that run."""
+    record = sweep[f"ddim_uniform {asked}"]
+    assert len(record["sigmas"]) - 1 == steps
+    assert record["ae"]["placement"]["total"] == steps and record["ae"]["placement"]["start"] == 0, record["ae"]
+    _check_once_per_step(record, list(range(round(steps / 2 + 1e-9))))  # round half up: 7 -> 4, 31 -> 16
+
+
+def test_every_scheduler_at_every_step_count_is_placed(comfy: Any) -> None:
+    """ComfyUI's own KSampler makes the sigmas (every scheduler; 1-12, 20, 25, 30, 50 steps; denoise 1 with euler
+    and with dpm_2, which drops the next-to-last sigma; denoise 0.6; KSamplerAdvanced's start_at_step), and A&E's
+    placement must find the schedule's length and the run's first step in it. kl_optimal at 1 step makes NaN."""
+    g = Graph("sd15")
+    g.add("AETestPlacement", model=g.out(g.ckpt, 0), steps=PLACEMENT_STEPS, denoise="1.0", samplers="euler,dpm_2",
+          start_at=False)
+    g.add("AETestPlacement", model=g.out(g.ckpt, 0), steps=PLACEMENT_STEPS, denoise="0.6", samplers="euler",
+          start_at=True)
+    comfy.get("/ae-test/placement")  # clear
+    outcome = comfy.run(g.nodes, timeout=600)
+    assert outcome.status == "success", outcome.messages
+    cases = comfy.get("/ae-test/placement")
+    schedulers = _names(comfy.install.source, "SCHEDULER_NAMES")
+    assert {c["scheduler"] for c in cases} == set(schedulers) and len(cases) == len(schedulers) * (16 * 3 + 15)
+    not_finite = [(c["scheduler"], c["steps"]) for c in cases if not c["finite"]]
+    assert set(not_finite) == {("kl_optimal", 1)}, not_finite
+    # A one-step run [sigma_min, 0] is the last step of every karras/exponential/kl_optimal schedule: where the run's
+    # sigmas are the same in another schedule, that placement must make A&E do the same at every step of the run.
+    # ddim_uniform at 1 step is [sigma_1, 0], which is also the last step of its 2-step schedule: such a run is taken
+    # as the whole 1-step schedule (the sigmas cannot tell them apart).
+    whole_1_step = ("ddim_uniform", 2, 1, [1, 0])
+    wrong = [c for c in cases if c["finite"] and (c["scheduler"], c["steps"], c["start_at"], c["placed"])
+             != whole_1_step and (c["placed"] is None or _effect(c["placed"], c) != _effect(c["expected"], c))]
+    assert not wrong, wrong[:10]
+    same = sum(c["placed"] == c["expected"] for c in cases if c["finite"])
+    assert same >= len(cases) - 20, same
+    longer = {(c["steps"], c["expected"][0]) for c in cases
+              if c["scheduler"] == "ddim_uniform" and c["sampler"] == "euler" and c["denoise"] == 1.0}
+    assert {(6, 7), (7, 8), (30, 31), (20, 20), (50, 50)} <= longer  # the counts seen in the issue
+
+
+def _effect(placed: list[int], case: dict[str, Any]) -> list[tuple[float, float | None] | None] | None:
+    """What A&E does at each step of the run (default parameters) when the run is at `placed` = [total, start]."""
+    schedule = Schedule.from_params(AEParams(), placed[0])
+    run_steps = placed[0] - placed[1]
+    plans = [schedule.plan(placed[1] + k) for k in range(run_steps)]
+    if run_steps != case["expected"][0] - case["expected"][1]:
+        return None
+    return [None if p is None else (p.step_size, p.threshold) for p in plans]
 
 
 @pytest.mark.parametrize("tag", ["denoise", "advanced", "custom"])

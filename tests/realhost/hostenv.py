@@ -5,7 +5,11 @@ unmodified snapshots in `../shared/hosts/` (see its SOURCES.md). Elsewhere point
 commit (with `repositories/` filled as the host's own launcher fills it). Nothing of the host is committed here.
 
 The venvs live in a cache folder (`AE_HOST_CACHE`, default `~/.cache/sd-webui-ae`) keyed by what they were
-built from, so a second run reuses them; the project's `.venv` is never touched.
+built from and how, so a second run reuses them; the project's `.venv` is never touched. They are installed with
+uv (a pinned copy that this module pip-installs into the cache), whose package cache sits beside them on the same
+filesystem: every venv hard-links the same files (torch and its ~4 GB of CUDA wheels are on disk once). uv is given
+pip's own settings (indexes, find-links, constraints, certificate), so it resolves what pip would.
+`AE_HOST_INSTALLER=pip` builds with pip instead (a full copy per venv), e.g. to compare.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ CACHE = Path(os.environ.get("AE_HOST_CACHE", Path.home() / ".cache" / "sd-webui-
 # torch 2.13.0 cannot import torchvision; these two can (SOURCES.md). setuptools: >= 77 for torch, < 81 for
 # pkg_resources, which the WebUIs, pytorch_lightning and CLIP still import.
 TORCH = ("torch==2.14.1", "torchvision==0.29.1", "setuptools>=77,<81")
+UV = "0.13.9"  # the uv release that installs the venvs (pip-installed into the cache, CACHE/tools)
+INSTALLER = os.environ.get("AE_HOST_INSTALLER", "uv")  # "uv" (hard links to one copy) or "pip" (a copy each)
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class HostKind:
     pre_requirements: tuple[str, ...] = ()  # installed first, in their own pip command
     entry: str = "launch.py"  # the file that marks the host's folder
     # A host whose install is not "requirements file + our torch pins": the pip install argument lists, in order
-    # (one pip command each), from the unpacked source folder. Replaces pre_requirements/requirements_file.
+    # (one install command each), from the unpacked source folder. Replaces pre_requirements/requirements_file.
     install_steps: Callable[[Path], list[list[str]]] | None = None
 
 
@@ -158,7 +164,9 @@ def _requirements(top: Path, kind: HostKind) -> list[str]:
 
 
 def install_commands(top: Path, kind: HostKind, reqs: list[str], clip: Path | None) -> list[list[str]]:
-    """What goes into the venv: pip install argument lists, one pip command each, in order."""
+    """What goes into the venv: install argument lists, one command each, in order. Each is what follows
+    `pip install` (requirements, and options pip and `uv pip install` share: --no-deps, --no-build-isolation,
+    -c FILE, -r FILE)."""
     if kind.install_steps is not None:
         return kind.install_steps(top)
     steps = [list(TORCH)]
@@ -181,48 +189,163 @@ def _python_version() -> str:
     return out.stdout.strip()
 
 
-def _run(cmd: list[str], log: Path) -> None:
+def _run(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+    started = time.monotonic()
     with log.open("a") as out:
         out.write(f"\n$ {' '.join(cmd)}\n")
         out.flush()
-        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PIP_NO_INPUT": "1"})
+        rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT,
+                             env={**os.environ, "PIP_NO_INPUT": "1", **(env or {})})
+        out.write(f"(rc {rc}, {time.monotonic() - started:.0f} s)\n")
     if rc != 0:
         tail = "\n".join(log.read_text().splitlines()[-30:])
         raise RuntimeError(f"host venv build failed (rc {rc}): {' '.join(cmd)}\n{tail}")
 
 
+def _uv() -> Path:
+    """The pinned uv, pip-installed once into the cache (CI's machine has nothing installed by hand)."""
+    dest = CACHE / "tools" / f"uv-{UV}"
+    exe = dest / "bin" / "uv"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with (dest.parent / f"{dest.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not exe.exists():
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            log = dest.with_name(dest.name + ".log")
+            log.write_text(f"installing uv {UV}\n")
+            _run([_python311(), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                  "--target", str(tmp), f"uv=={UV}"], log)
+            shutil.rmtree(dest, ignore_errors=True)  # a copy without its executable
+            tmp.rename(dest)
+    return exe
+
+
+def _pip_config() -> dict[str, str]:
+    """pip's settings as this machine gives them (environment over config files, `install.` over `global.`)."""
+    out = subprocess.run([_python311(), "-m", "pip", "config", "list"], capture_output=True, text=True, check=False)
+    found: dict[str, dict[str, str]] = {}
+    for line in out.stdout.splitlines():
+        name, sep, value = line.partition("=")
+        if sep:
+            section, _, key = name.rpartition(".")
+            found.setdefault(key, {})[section] = value.strip().strip("'\"")
+    return {key: next(v for s in (":env:", "install", "global") if (v := by.get(s)) is not None)
+            for key, by in found.items() if by.keys() & {":env:", "install", "global"}}
+
+
+def _uv_settings() -> tuple[list[str], dict[str, str]]:
+    """pip's indexes, find-links, constraints and certificate as uv flags and environment (uv reads no pip.conf).
+
+    pip takes each package's best version from all its indexes; uv's default is the first index that has the
+    package, so `unsafe-best-match` is what makes the two resolve alike.
+    """
+    conf = _pip_config()
+    flags = ["--no-config", "--link-mode", "hardlink", "--index-strategy", "unsafe-best-match"]
+    if "index-url" in conf:
+        flags += ["--index-url", conf["index-url"]]
+    for option in ("extra-index-url", "find-links", "constraint"):
+        for value in conf.get(option, "").split():
+            flags += [f"--{option}", value]
+    if conf.get("no-index", "").lower() in ("1", "true", "yes", "on"):
+        flags.append("--no-index")
+    env = {"UV_CACHE_DIR": str(CACHE / "uv"), "UV_NO_PROGRESS": "1"}  # on the venvs' filesystem: hard links
+    if "cert" in conf and "SSL_CERT_FILE" not in os.environ:
+        env["SSL_CERT_FILE"] = conf["cert"]
+    if "timeout" in conf or "default-timeout" in conf:
+        env["UV_HTTP_TIMEOUT"] = conf.get("timeout") or conf["default-timeout"]
+    return flags, env
+
+
+def _ensurepip_wheels() -> list[str]:
+    """The pip and setuptools wheels that `python -m venv` would install (they ship with the interpreter)."""
+    code = "import ensurepip, pathlib; print(*sorted(pathlib.Path(ensurepip.__file__).parent.glob('_bundled/*.whl')))"
+    out = subprocess.run([_python311(), "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def _installer_tag() -> str:
+    if INSTALLER not in ("uv", "pip"):
+        raise ValueError(f"AE_HOST_INSTALLER={INSTALLER!r}: use 'uv' or 'pip'")
+    return f"uv-{UV}" if INSTALLER == "uv" else "pip"
+
+
 def _build_venv(venv: Path, steps: list[list[str]]) -> None:
     """Built in place (a venv is not relocatable); `.complete` marks it usable, a half-built one is redone."""
     log = venv.with_name(venv.name + ".log")
-    log.write_text(f"building {venv}\n")
+    log.write_text(f"building {venv} with {_installer_tag()}\n")
     started = time.monotonic()
-    _run([_python311(), "-m", "venv", str(venv)], log)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    for step in steps:
-        _run([*pip, *step], log)
+    python = venv / "bin" / "python"
+    if INSTALLER == "pip":
+        _run([_python311(), "-m", "venv", str(venv)], log)
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        for step in steps:
+            _run([*pip, *step], log)
+    else:
+        # The same venv as `python -m venv` gives (pip and setuptools from ensurepip's own wheels), but linked
+        # by uv: ensurepip compiles every file of pip, ~20 s on a busy 2-core machine.
+        _run([_python311(), "-m", "venv", "--without-pip", str(venv)], log)
+        flags, env = _uv_settings()
+        uv = [str(_uv()), "pip", "install", "--python", str(python)]
+        _run([*uv, "--no-config", "--link-mode", "hardlink", "--no-index", "--no-deps", *_ensurepip_wheels()],
+             log, env)
+        for step in steps:
+            _run([*uv, *flags, *step], log, env)
+        _unshare(venv)
     (venv / ".complete").write_text(f"{time.monotonic() - started:.0f}\n")
+
+
+# Installed files a host rewrites in place when it runs: gradio 4 regenerates a custom component's .pyi stub at
+# import (gradio_rangeslider under Neo). Written through a hard link, that would change uv's cache and every venv
+# sharing the file, so these get a copy of their own (~6 MB a venv).
+PRIVATE = ("*.pyi",)
+
+
+def _unshare(venv: Path) -> None:
+    for pattern in PRIVATE:
+        for path in venv.rglob(pattern):
+            if path.is_file() and not path.is_symlink() and path.stat().st_nlink > 1:
+                copy = path.with_name(path.name + ".ae-copy")
+                shutil.copy2(path, copy)
+                copy.replace(path)
+
+
+def _identity(arg: str) -> str:
+    """A step argument as it goes into the venv key: a file by its content, not by where it lies."""
+    path = Path(arg)
+    if os.sep in arg and path.is_file():
+        return f"{path.name}@{_file_digest(path)}"
+    return path.name if os.sep in arg and path.is_dir() else arg
+
+
+def venv_dir(name: str, steps: list[list[str]]) -> Path:
+    recipe = [" ".join(_identity(a) for a in step) for step in steps]
+    key = _digest("\n".join([*recipe, _python_version(), _installer_tag()]).encode())
+    return CACHE / "venv" / f"{name}-{key}"
+
+
+def ensure_venv(name: str, steps: list[list[str]]) -> Path:
+    """A venv in the cache made by these install steps (see install_commands), built once; its python.
+
+    Keyed by what goes in and how (uv's hard-linked venvs are not pip's), not by where the interpreter was found
+    (a venv's python3.11 is the same Python) nor by where the cache lies (a file in a step counts by content).
+    """
+    venv = venv_dir(name, steps)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f"{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; a waiting one then finds it complete
+        if not (venv / ".complete").exists():
+            shutil.rmtree(venv, ignore_errors=True)
+            _build_venv(venv, steps)
+    return venv / "bin" / "python"
 
 
 def ensure(kind_name: str) -> HostInstall:
     """The host's source unpacked and its venv built (both cached); raises HostUnavailable without source."""
     kind = KINDS[kind_name]
     top, clip = _unpack(kind, source_location(kind))
-    reqs = _requirements(top, kind)
-    # Keyed by what goes in, not by where the interpreter was found (a venv's python3.11 is the same Python).
-    if kind.install_steps is None:  # the key the other hosts' venvs were built under
-        key = _digest("\n".join([*kind.pre_requirements, *reqs, *TORCH, _python_version()]).encode(),
-                      str(clip is not None).encode())
-    else:
-        steps = kind.install_steps(top)
-        key = _digest("\n".join([*(" ".join(s) for s in steps), _python_version()]).encode())
-    venv = CACHE / "venv" / f"{kind.name}-{key}"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with (venv.parent / f"{venv.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; a waiting one then finds it complete
-        if not (venv / ".complete").exists():
-            shutil.rmtree(venv, ignore_errors=True)
-            _build_venv(venv, install_commands(top, kind, reqs, clip))
-    return HostInstall(kind, top, clip, venv / "bin" / "python")
+    python = ensure_venv(kind.name, install_commands(top, kind, _requirements(top, kind), clip))
+    return HostInstall(kind, top, clip, python)
 
 
 def build_seconds(install: HostInstall) -> str:
@@ -230,8 +353,47 @@ def build_seconds(install: HostInstall) -> str:
     return marker.read_text().strip() if marker.exists() else "?"
 
 
-if __name__ == "__main__":  # python -m tests.realhost.hostenv a1111 forge ...: build ahead of the tests
-    for name in sys.argv[1:] or list(KINDS):
+def disk_usage() -> str:
+    """The venvs and uv's cache together, hard links counted once (what the host cache costs on disk)."""
+    parts = [str(p) for p in (CACHE / "venv", CACHE / "uv") if p.exists()]
+    if not parts:
+        return "0"
+    out = subprocess.run(["du", "-sch", *parts], capture_output=True, text=True, check=False)
+    return out.stdout.strip().splitlines()[-1].split()[0] if out.stdout.strip() else "?"
+
+
+def prune(kind_name: str, keep: Path) -> list[Path]:
+    """Removes this kind's other venvs (older keys: pip-built copies, old recipes), each under its own lock.
+    Only while no test runs on them: a running host's venv is not locked."""
+    gone = []
+    for venv in sorted((CACHE / "venv").glob(f"{kind_name}-*")):
+        suffix = venv.name[len(kind_name) + 1:]
+        if venv == keep or not venv.is_dir() or len(suffix) != 12 or not suffix.isalnum():
+            continue  # another kind whose name starts the same ("diffusers-current-..."), or not a venv
+        with (venv.parent / f"{venv.name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            shutil.rmtree(venv)
+        for extra in (venv.with_name(venv.name + ".log"), venv.with_name(venv.name + ".lock")):
+            extra.unlink(missing_ok=True)
+        gone.append(venv)
+    return gone
+
+
+def main(args: list[str]) -> None:
+    """python -m tests.realhost.hostenv [--prune] [a1111 forge ...]: build ahead of the tests (all kinds).
+    --prune then deletes the other venvs of those kinds (run it when no tests are running)."""
+    do_prune = "--prune" in args
+    t_all = time.monotonic()
+    for name in [a for a in args if a != "--prune"] or list(KINDS):
         t0 = time.monotonic()
         host = ensure(name)
-        print(f"{name}: {host.python} (ready in {time.monotonic() - t0:.0f} s)")
+        print(f"{name}: {host.python} (ready in {time.monotonic() - t0:.0f} s, built in {build_seconds(host)} s)",
+              flush=True)
+        for venv in prune(name, host.python.parent.parent) if do_prune else []:
+            print(f"{name}: removed {venv}", flush=True)
+    print(f"host venvs ready in {time.monotonic() - t_all:.0f} s with {_installer_tag()}; "
+          f"{CACHE / 'venv'} + {CACHE / 'uv'}: {disk_usage()} on disk")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

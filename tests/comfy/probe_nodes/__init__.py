@@ -11,6 +11,11 @@ copied from its patch at the end of the run. GET /ae-test/probe returns the reco
 
 "AE test sink" (LATENT) is an output node that does nothing, so a branch runs without decoding.
 "AE test attn2 replace" puts a pass-through attn2 replacement on a MODEL (a refusal case).
+"AE test placement" (MODEL) builds ComfyUI's own comfy.samplers.KSampler for every scheduler x step count x
+denoise (and KSamplerAdvanced's start_at_step) and asks A&E's placement where each run's sigmas sit;
+GET /ae-test/placement returns the cases.
+Every text the page would show under a node (PromptServer.send_progress_text) is kept too:
+GET /ae-test/progress returns [(node id, text), ...] and clears them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Any
 import torch
 
 RECORDS: list[dict[str, Any]] = []
+PLACEMENTS: list[dict[str, Any]] = []
+PROGRESS: list[tuple[str, str]] = []
 
 
 def _front(patcher: Any, kind: str, fn: Any) -> None:
@@ -134,6 +141,77 @@ class AETestAttn2Replace:
         return (m,)
 
 
+class AETestPlacement:
+    CATEGORY = "testing"
+    FUNCTION = "run"
+    RETURN_TYPES = ()
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls) -> dict[str, Any]:
+        return {"required": {"model": ("MODEL",), "steps": ("STRING", {"default": "1-12,20,25,30,50"}),
+                             "denoise": ("STRING", {"default": "1.0,0.6"}),
+                             "samplers": ("STRING", {"default": "euler,dpm_2"}),
+                             "start_at": ("BOOLEAN", {"default": False})}}
+
+    def run(self, model: Any, steps: str, denoise: str, samplers: str, start_at: bool) -> dict[str, Any]:
+        from comfy.samplers import SCHEDULER_NAMES, KSampler
+
+        from ae_comfy.patch import place
+
+        counts = [n for part in steps.split(",") for n in _span(part)]
+        ms = model.get_model_object("model_sampling")
+
+        def sigmas(asked: int, sampler: str, scheduler: str, d: float = 1.0) -> list[float]:
+            return [float(s) for s in KSampler(model, asked, "cpu", sampler, scheduler, d).sigmas]
+
+        for scheduler in SCHEDULER_NAMES:
+            for sampler in samplers.split(","):
+                for n in counts:
+                    for d in (float(x) for x in denoise.split(",")):
+                        asked = n if d > 0.9999 else int(n / d)  # KSampler.set_steps
+                        full = sigmas(asked, sampler, scheduler)
+                        run = sigmas(n, sampler, scheduler, d)
+                        PLACEMENTS.append(_placed(ms, place, scheduler, sampler, n, d, None, full, run))
+                    if start_at and n >= 2:  # KSamplerAdvanced at start_at_step n // 2: sigmas[start_step:]
+                        full = sigmas(n, sampler, scheduler)
+                        PLACEMENTS.append(_placed(ms, place, scheduler, sampler, n, 1.0, n // 2, full,
+                                                  full[n // 2:]))
+        return {}
+
+
+def _span(part: str) -> list[int]:
+    lo, _, hi = part.strip().partition("-")
+    return list(range(int(lo), int(hi or lo) + 1))
+
+
+def _placed(ms: Any, place: Any, scheduler: str, sampler: str, steps: int, denoise: float, start_at: int | None,
+            full: list[float], run: list[float]) -> dict[str, Any]:
+    import math
+
+    finite = all(math.isfinite(s) for s in run)
+    p = place(ms, run) if finite else None
+    return {"scheduler": scheduler, "sampler": sampler, "steps": steps, "denoise": denoise, "start_at": start_at,
+            "finite": finite, "expected": [len(full) - 1, len(full) - len(run)],
+            "placed": None if p is None else [p.total, p.start], "source": None if p is None else p.source}
+
+
+def _keep_progress_texts() -> None:
+    """Wrap the server's send_progress_text: what the page shows under a node, as sent."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return
+    instance = PromptServer.instance
+    original = instance.send_progress_text
+
+    def send_progress_text(text: Any, node_id: str, sid: Any = None) -> Any:
+        PROGRESS.append((str(node_id), text if isinstance(text, str) else repr(text)))
+        return original(text, node_id, sid)
+
+    instance.send_progress_text = send_progress_text
+
+
 def _routes() -> None:
     try:
         from aiohttp import web
@@ -141,12 +219,20 @@ def _routes() -> None:
     except ImportError:
         return
 
-    @PromptServer.instance.routes.get("/ae-test/probe")
-    async def probe(request: Any) -> Any:
-        out = list(RECORDS)
-        RECORDS.clear()
-        return web.json_response(out)
+    def taker(records: list) -> Any:
+        async def take(request: Any) -> Any:
+            out = list(records)
+            records.clear()
+            return web.json_response(out)
+
+        return take
+
+    PromptServer.instance.routes.get("/ae-test/probe")(taker(RECORDS))
+    PromptServer.instance.routes.get("/ae-test/placement")(taker(PLACEMENTS))
+    PromptServer.instance.routes.get("/ae-test/progress")(taker(PROGRESS))
 
 
 _routes()
-NODE_CLASS_MAPPINGS = {"AETestProbe": AETestProbe, "AETestSink": AETestSink, "AETestAttn2Replace": AETestAttn2Replace}
+_keep_progress_texts()
+NODE_CLASS_MAPPINGS = {"AETestProbe": AETestProbe, "AETestSink": AETestSink, "AETestAttn2Replace": AETestAttn2Replace,
+                       "AETestPlacement": AETestPlacement}

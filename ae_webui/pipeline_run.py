@@ -29,7 +29,7 @@ from ae_diffusers.schedulers import input_scale, refusal
 from ae_diffusers.step import pipeline_schedule, take_rows
 from ae_diffusers.tokens import token_rule
 from ae_lib.autograd import grad_scope
-from ae_lib.capture import target_grid
+from ae_lib.capture import attention_res_problem, target_grid
 from ae_lib.engine import AttendExcite, ImageTarget
 from ae_lib.tokens import map_subjects, text_columns
 from ae_lib.window import end_of_window_lines, record_step
@@ -148,7 +148,7 @@ class PipelineRun:
         sample, timestep = bound.pop("sample"), bound.get("timestep")
         hires = bool(getattr(self.p, "is_hr_pass", False))
         if self.call is None or self.call.hires != hires:
-            self.call = self._new_call(shared.sd_model, hires, timestep)
+            self.call = self._new_call(shared.sd_model, hires, timestep, tuple(sample.shape[-2:]))
         call = self.call
         index = call.start + call.loop
         if call.engine is None or call.engine.schedule.plan(index) is None:
@@ -193,7 +193,7 @@ class PipelineRun:
             return None
         call.acted += 1
         grid = target_grid(tuple(cond_input.shape[-2:]), self.state.params.attention_res)
-        record_step(self.state.images, result, targets, grid)
+        record_step(self.state.images, result, targets, grid, call.engine.schedule.plan(index))
         for message in result.skipped.values():
             self.state.warn(f"half precision: {message}")
         return z0, result.latent.to(z0.dtype)
@@ -228,13 +228,13 @@ class PipelineRun:
         self._undo.append(undo)
 
     # -- per pipeline call ---------------------------------------------------------------------------------
-    def _new_call(self, pipe: Any, hires: bool, timestep: Any) -> _Call:
+    def _new_call(self, pipe: Any, hires: bool, timestep: Any, latent_hw: tuple[int, int]) -> _Call:
         call = _Call(hires)
         params = self.state.params
         if hires and not params.hires:
             return call
         scheduler = pipe.scheduler
-        problem = refusal(scheduler)
+        problem = refusal(scheduler) or attention_res_problem(self.unet, latent_hw, params.attention_res)
         if problem:
             self.state.warn(f"A&E is off: {problem}")
             return call
@@ -247,6 +247,8 @@ class PipelineRun:
         schedule = pipeline_schedule(params, call.steps, calls)
         call.engine = AttendExcite(self.unet, params, schedule, keep_maps=params.save_maps,
                                    checkpoint=settings.checkpointing())
+        for report in self.state.images.values():  # the hires pass has its own schedule: its own threshold outcomes
+            report.thresholds = {}
         return call
 
     def _target(self, call: _Call, b: int, width: int) -> ImageTarget | None:

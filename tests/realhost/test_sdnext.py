@@ -197,3 +197,13 @@ def test_every_sampler_acts_or_is_refused_with_the_reason(sdnext: WebUI, family:
     print("\n".join(rows))
     assert not failures, failures
     assert any(": acts" in r for r in rows)
+
+
+def test_step_zero_is_altered(sdnext: WebUI, family: str) -> None:
+    """No callback_on_step_end sees step 0's latent: with only step 0 in the window (4 steps, a quarter altered),
+    the image still changes, so the UNet pre-hook moved the pipeline's own latent before step 0's UNet call."""
+    plain = _run(sdnext, {"steps": 4})
+    args = {TITLE: {"args": [{"enabled": True, "subjects": "cat, frog", "steps_altered": 0.25, "max_refine": 0}]}}
+    out = _run(sdnext, {"steps": 4, "alwayson_scripts": args})
+    assert out.infotext_value("AE error") is None and out.infotext_value("AE scores"), out.infotexts[0]
+    assert (out.pixels() != plain.pixels()).any(), "A&E at step 0 must move the image"

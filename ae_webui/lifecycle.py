@@ -2,7 +2,9 @@
 
 Nothing is patched between generations: the only hook is a forward pre-hook on the current sampler's
 CFG denoiser, installed in process_before_every_sampling and removed when that sampling ends (post_sample,
-postprocess, the next install, or an error); the model itself is only hooked inside each A&E pass.
+postprocess, the next install, or an error); the model itself is only hooked inside each A&E pass. Where the
+host samples through a diffusers pipeline (SD.Next), process_batch installs on the pipeline instead
+(ae_webui.pipeline_run), removed at after_process (the host's finally), postprocess or the next batch.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ae_lib.capture import attention_res_problem
 from ae_lib.params import FIELDS, parse_named, parse_positional, to_infotext
 from ae_lib.tokens import split_spec
 from ae_webui import hosts
+from ae_webui.pipeline_run import PipelineRun  # at load time: SD.Next has the extension on sys.path only then
 from ae_webui.sampler_steps import TIMESTEP_SAMPLERS, kdiffusion_position, refusal, timesteps_position
 from ae_webui.session import RunSpec, Session
 from ae_webui.state import (
@@ -119,6 +122,23 @@ def before_sampling(p: Any, latent: Any = None) -> None:
         for report in state.images.values():  # the hires pass has its own schedule: its own threshold outcomes
             report.thresholds = {}
         state.session = Session(p, state, _run_spec(p))
+    except Exception as error:  # never break the generation
+        LOG.exception("could not start A&E")
+        state.warn(f"A&E is off: {type(error).__name__}: {error}")
+
+
+def before_batch(p: Any) -> None:
+    """process_batch(): where the host samples through a diffusers pipeline it calls itself (SD.Next), install
+    A&E for this batch on the pipeline (ae_webui.pipeline_run); elsewhere process_before_every_sampling does."""
+    if not hosts.samples_through_pipeline():
+        return
+    end(p)
+    state = get_state(p)
+    if state is None:
+        return
+    try:
+        state.new_batch()
+        state.session = PipelineRun(p, state)
     except Exception as error:  # never break the generation
         LOG.exception("could not start A&E")
         state.warn(f"A&E is off: {type(error).__name__}: {error}")

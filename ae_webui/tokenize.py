@@ -15,7 +15,7 @@ from modules import prompt_parser, shared
 
 from ae_lib.chunks import Embedded, chunk_columns
 from ae_lib.tokens import TokenColumn, TokenRule
-from ae_webui import hosts
+from ae_webui import hosts, pipeline_prompts
 
 
 def text_wrapper(sd_model: Any) -> Any:
@@ -84,4 +84,6 @@ def schedule_texts(prompt: str, steps: int) -> list[tuple[int, str]]:
 
 def columns_for_prompt(prompt: str) -> list[TokenColumn]:
     """The token table's view: the first sub-prompt at the start of its schedule."""
+    if hosts.samples_through_pipeline():  # the host encodes prompts for its diffusers pipeline (SD.Next)
+        return pipeline_prompts.columns_for_prompt(prompt)
     return columns_for_text(schedule_texts(prompt, 1)[0][1])

@@ -40,6 +40,10 @@ class AttendAndExciteScript(scripts.Script):
     def process(self, p: Any, *args: Any) -> None:
         lifecycle.begin(p, args)
 
+    @guarded("process_batch", generation=True)
+    def process_batch(self, p: Any, *args: Any, **kwargs: Any) -> None:
+        lifecycle.before_batch(p)
+
     @guarded("process_before_every_sampling", generation=True)
     def process_before_every_sampling(self, p: Any, *args: Any, **kwargs: Any) -> None:
         lifecycle.before_sampling(p, kwargs.get("x"))
@@ -61,3 +65,5 @@ class AttendAndExciteScript(scripts.Script):
 
 script_callbacks.on_before_ui(guarded("registering the X/Y/Z axes")(xyz.register_axes))
 script_callbacks.on_ui_settings(guarded("registering the settings")(settings.register))
+if hasattr(script_callbacks, "on_after_process"):  # SD.Next: runs in process_images' finally, also on interrupt
+    script_callbacks.on_after_process(guarded("after_process", generation=False)(lifecycle.end))

@@ -7,8 +7,9 @@ text wrappers follow A1111). What differs inside a family is answered by probing
 autograd (ae_lib.autograd: inference tensors, in-place residual adds), the text engine (base.find_text_engine),
 UNet patcher options (base.patcher_problem), the prompt-schedule signature (ae_webui.tokenize), infotext
 serialisation (ae_webui.state.freeze_infotext), whether create_infotext calls callables (`infotext_callables`)
-and whether the Script API has the per-sampling hook A&E installs from (`standing_problem`). Everything else in
-ae_webui calls the returned object and imports no host-only module itself.
+and whether the Script API has the per-sampling hook A&E installs from (`samples_through_pipeline`: where it
+has not, A&E installs on the host's diffusers pipeline, ae_webui.pipeline_run, if `pipeline_problem` allows).
+Everything else in ae_webui calls the returned object and imports no host-only module itself.
 """
 
 from __future__ import annotations
@@ -62,19 +63,49 @@ def _pipeline_name(model: Any) -> str | None:
     return None
 
 
+def samples_through_pipeline() -> bool:
+    """The Script API has no per-sampling hook (`process_before_every_sampling`): the host samples by calling a
+    diffusers pipeline itself (SD.Next), and A&E installs per batch on the pipeline (ae_webui.pipeline_run)."""
+    from modules import scripts
+
+    return not callable(getattr(scripts.Script, "process_before_every_sampling", None))
+
+
+def _has_cross_attention(unet: Any) -> bool:
+    modules = getattr(unet, "modules", None)
+    return callable(modules) and any(getattr(m, "is_cross_attention", False) for m in modules())
+
+
+def pipeline_problem(model: Any) -> str | None:
+    """Why A&E cannot serve this diffusers pipeline, or None: it needs a UNet whose cross-attention it reads,
+    and diffusion (not flow-matching) steps."""
+    name = _pipeline_name(model)
+    if name is None:
+        return f"the current model ({type(model).__name__}) is not a diffusers pipeline"
+    unet = getattr(model, "unet", None)
+    if unet is None or not _has_cross_attention(unet):
+        return (f"the model's pipeline ({name}) has no UNet with cross-attention (a transformer model such as SD3 "
+                "or Flux); A&E works on a UNet's cross-attention maps")
+    scheduler = getattr(model, "scheduler", None)
+    config = getattr(scheduler, "config", None) or {}
+    if "FlowMatch" in type(scheduler).__name__ or config.get("prediction_type") == "flow_prediction":
+        return (f"the model ({name}) samples by flow matching ({type(scheduler).__name__}); A&E's steps are "
+                "defined for diffusion models")
+    return None
+
+
 def standing_problem() -> str | None:
     """Why A&E cannot act in this host at all, known at process(); None where it can.
 
-    A&E installs on the sampler in the Script hook `process_before_every_sampling` (and removes in `post_sample`).
-    A Script API without it (SD.Next, whose sampler is a diffusers pipeline with `callback_on_step_end` as its
-    per-step hook) never calls it, so without this check A&E would silently do nothing."""
-    from modules import scripts
-
-    if callable(getattr(scripts.Script, "process_before_every_sampling", None)):
+    A&E installs on the sampler in the Script hook `process_before_every_sampling` where the Script API has it
+    (A1111, Forge, Classic, Neo); where it has not (SD.Next), on the diffusers pipeline per batch, if the model
+    is one A&E can serve (`pipeline_problem`). Without this check A&E would silently do nothing."""
+    if not samples_through_pipeline():
         return None
     from modules import shared
 
-    pipeline = _pipeline_name(getattr(shared, "sd_model", None))
-    how = f"samples through a diffusers pipeline ({pipeline})" if pipeline else "has no per-sampling script hook"
-    return (f"this WebUI {how} and never calls the script hook process_before_every_sampling, where A&E "
-            "attaches to the sampler; A&E for diffusers pipelines is not available here yet")
+    model = getattr(shared, "sd_model", None)
+    if _pipeline_name(model) is None:
+        return ("this WebUI has no per-sampling script hook (process_before_every_sampling) and its model is not "
+                "a diffusers pipeline; A&E has no place to attach")
+    return pipeline_problem(model)

@@ -144,9 +144,13 @@ def use_model(webui: WebUI, name: str) -> None:
 def hires_upscaler(webui: WebUI) -> dict[str, Any]:
     """The hires fields this host's API needs, by what it offers: "Latent" where it lists latent upscale modes
     (Neo lists none: an image upscaler, "None" is a plain resize), and `hr_additional_modules` where the request
-    has that field (Forge and Neo raise without it: modules/processing.py, StableDiffusionProcessingTxt2Img)."""
-    latent = [m["name"] for m in webui.get("/sdapi/v1/latent-upscale-modes")]
+    has that field (Forge and Neo raise without it: modules/processing.py, StableDiffusionProcessingTxt2Img).
+    SD.Next has no latent-upscale-modes route: its latent upscalers are upscalers named "Latent ..." (a hires
+    pass runs there only with a latent upscaler or hr_force)."""
     images = [u["name"] for u in webui.get("/sdapi/v1/upscalers")]
+    if "/sdapi/v1/latent-upscale-modes" not in webui.get("/openapi.json")["paths"]:
+        return {"hr_upscaler": next(n for n in images if n.startswith("Latent")), "hr_resize_mode": 1}
+    latent = [m["name"] for m in webui.get("/sdapi/v1/latent-upscale-modes")]
     upscaler = "Latent" if "Latent" in latent else "None"
     assert upscaler in latent or upscaler in images, (latent, images)
     fields = {"hr_upscaler": upscaler}

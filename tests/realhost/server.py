@@ -57,8 +57,10 @@ BASE_CONFIG = {
 }
 # Neo asks on stdin about an "old version" unless config.json carries its VERSION_UID (modules/launch_utils.py).
 # SD.Next: offline_mode blocks its runtime pip installs and makes model loading local-only.
-# (show_progress_every_n_steps: SD.Next's minimum is 0, which turns previews off there.)
-HOST_CONFIG = {"neo": {"VERSION_UID": "PY313"}, "sdnext": {"offline_mode": True, "show_progress_every_n_steps": 0}}
+# (show_progress_every_n_steps: SD.Next's minimum is 0, which turns previews off there.) SD.Next limits API
+# requests per minute by default (modules/api/validate.py: server_rate_limit); the tests send more: 0 is no limit.
+HOST_CONFIG = {"neo": {"VERSION_UID": "PY313"},
+               "sdnext": {"offline_mode": True, "show_progress_every_n_steps": 0, "server_rate_limit": 0}}
 # SD.Next: TORCHDYNAMO_DISABLE skips a 50 s torch.compile self-test; no __pycache__ in the linked extension.
 HOST_ENV = {"sdnext": {"TORCHDYNAMO_DISABLE": "1", "PYTHONDONTWRITEBYTECODE": "1"}}
 

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 import pytest
 
 from tests.realhost.checkpoints_forge import file_name
+from tests.realhost.models_sdnext import title as sdnext_title
 from tests.realhost.server import WebUI
 
 
 @dataclass(frozen=True)
 class Target:
     id: str
-    host: str  # the fixture's name: "a1111", "forge", "classic" or "neo"
+    host: str  # the fixture's name: "a1111", "forge", "classic", "neo" or "sdnext"
     model: str  # the checkpoint's file stem, as /sdapi/v1/sd-models lists it
     family: str  # "sd1", "sd2" or "sdxl"
 
@@ -32,10 +33,15 @@ TARGETS = {
         Target("classic-sd15", "classic", file_name("sd15").removesuffix(".safetensors"), "sd1"),
         Target("neo-sd15", "neo", file_name("sd15").removesuffix(".safetensors"), "sd1"),
         Target("neo-sdxl", "neo", file_name("sdxl_full_depth").removesuffix(".safetensors"), "sdxl"),
+        # SD.Next samples through diffusers pipelines: tiny diffusers-format folders (models_sdnext).
+        Target("sdnext-sd15", "sdnext", sdnext_title("sd15"), "sd1"),
+        Target("sdnext-sdxl", "sdnext", sdnext_title("sdxl"), "sdxl"),
     )
 }
 # The full scenario list runs on one SD1 target per host; the cheap checks and the rise test on every target.
 SD1 = ["a1111-sd1", "forge-sd15", "classic-sd15", "neo-sd15"]
+# The API scenarios also run on SD.Next (its page and sampler probe are its own: test_sdnext*.py).
+API_SD1 = [*SD1, "sdnext-sd15"]
 ALL = list(TARGETS)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.realhost.conftest import ae, generate, hires_upscaler
-from tests.realhost.targets import ALL, SD1, Live, select
+from tests.realhost.targets import ALL, API_SD1, Live, select
 
 pytestmark = pytest.mark.realhost
 PROMPT = "a cat and a frog"
@@ -23,7 +23,7 @@ def live(request: pytest.FixtureRequest) -> Live:
     return select(request, request.param)
 
 
-@pytest.fixture(scope="module", params=SD1)
+@pytest.fixture(scope="module", params=API_SD1)
 def sd1(request: pytest.FixtureRequest) -> Live:
     return select(request, request.param)
 
@@ -78,7 +78,8 @@ def test_png_info_round_trip(live: Live) -> None:
     read = live.webui.post("/sdapi/v1/png-info", {"image": "data:image/png;base64," + on.images[0]})
     assert read["info"] == on.infotexts[0]
     params = read["parameters"]
-    assert params["AE subjects"] == "cat, frog#1" and params["AE step size"] == "12.5"
+    # SD.Next's png-info gives numbers as numbers (modules/infotext.py: parse)
+    assert params["AE subjects"] == "cat, frog#1" and str(params["AE step size"]) == "12.5"
     assert SCORES.match(params["AE scores"])
 
 
@@ -114,13 +115,15 @@ def test_an_attention_resolution_no_layer_runs_at_is_refused_before_sampling(sd1
     """128 px: a 16x16 latent, whose levels are 16, 8, 4, 2 and 1; the SD1 test models' layers run at 16-2. Said in
     the info in the unit typed, with the heights the layers run at; A&E is off for the image, which is made."""
     size = {"prompt": PROMPT, "width": 128, "height": 128}
+    # SD.Next's tiny diffusers SD1.5 (models_sdnext) has three levels: attention at 16, 8 and the middle, 4.
+    heights, lowest = ("16, 8, 4", 4) if sd1.target.host == "sdnext" else ("16, 8, 4, 2", 2)
     plain = generate(sd1.webui, size)
     gen = generate(sd1.webui, {**size, "alwayson_scripts": ae(subjects="cat, frog", attention_res=1)})
     assert gen.infotext_value("AE error") == (
         "A&E is off: attention resolution 1 matches no cross-attention layer of this model for a 16x16 latent; its "
-        "layers run at 16, 8, 4, 2 (or 0 = auto)"), gen.infotexts[0]
+        f"layers run at {heights} (or 0 = auto)"), gen.infotexts[0]
     assert gen.infotext_value("AE scores") is None and np.array_equal(gen.pixels(), plain.pixels())
-    fine = generate(sd1.webui, {**size, "alwayson_scripts": ae(subjects="cat, frog", attention_res=2)})
+    fine = generate(sd1.webui, {**size, "alwayson_scripts": ae(subjects="cat, frog", attention_res=lowest)})
     assert fine.infotext_value("AE error") is None and scores_of(fine), fine.infotexts[0]
 
 

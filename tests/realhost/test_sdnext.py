@@ -1,10 +1,11 @@
 """SD.Next (vladmandic/sdnext 058a7f0) with this extension installed, offline on CPU, tiny diffusers SD1.5 and SDXL.
 
-Phase one of issue 18: the extension never breaks SD.Next. Before, every txt2img/img2img API request answered
-HTTP 500 with or without A&E (our `ui()` read `self.tabname`, which SD.Next's Script lacks, and SD.Next's API calls
-every script's `ui()` unguarded), the page showed a dead half-built accordion and the X/Y/Z axes failed. A&E
-cannot act in SD.Next yet (its sampler is a diffusers pipeline that never calls process_before_every_sampling), so
-an image asked for with A&E must say so in its info.
+Issue 18: the extension never breaks SD.Next (before, every txt2img/img2img API request answered HTTP 500 with
+or without A&E: our `ui()` read `self.tabname`, which SD.Next's Script lacks, and SD.Next's API calls every
+script's `ui()` unguarded), and A&E acts there through the diffusers pipeline (ae_webui/pipeline_run.py). The
+scenarios shared with the other WebUIs (on/off, rise on 4 seeds, PNG info, named/positional, bad input, batch,
+hires, img2img) run on SD.Next's targets in test_api.py; here are SD.Next's own: both routes and families,
+X/Y/Z with its grid script, interrupt, every sampler it lists.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import base64
 import io
 import json
 import re
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -94,24 +97,24 @@ def test_generation_without_ae(sdnext: WebUI, family: str, route: str) -> None:
 
 @pytest.mark.parametrize("form", ["named", "positional"])
 @pytest.mark.parametrize("route", ["txt2img", "img2img"])
-def test_with_ae_the_info_says_it_did_not_act(sdnext: WebUI, family: str, route: str, form: str) -> None:
+def test_with_ae_it_acts(sdnext: WebUI, family: str, route: str, form: str) -> None:
+    """Before: 'A&E did not act' in every image (phase one). Now the image changes and carries its scores."""
     args: list[Any] = [{"enabled": True, "subjects": "cat, frog"}]
     if form == "positional":
         args = [True, "cat, frog", *(f.default for f in FIELDS[2:])]
+    plain = _run(sdnext, {}, route)
     out = _run(sdnext, {"alwayson_scripts": {TITLE: {"args": args}}}, route)
-    assert out.pixels().shape == (64, 64, 3), "the image is still made"
-    error = out.infotext_value("AE error")
-    assert error is not None and error.startswith(DID_NOT_ACT), out.infotexts[0]
-    assert "diffusers pipeline" in error and "process_before_every_sampling" in error
+    assert out.infotext_value("AE error") is None, out.infotexts[0]
+    assert re.fullmatch(r"cat \d\.\d+, frog \d\.\d+", out.infotext_value("AE scores") or ""), out.infotexts[0]
     assert out.infotext_value("AE subjects") == "cat, frog"
-    assert out.info["extra_generation_params"]["AE error"] == error
+    assert out.pixels().shape == plain.pixels().shape and (out.pixels() != plain.pixels()).any()
 
 
 def test_infotext_values_are_plain_strings(sdnext: WebUI) -> None:
     out = _run(sdnext, {"alwayson_scripts": {TITLE: {"args": [{"enabled": True, "subjects": "cat, frog",
                                                                  "step_size": 12.5}]}}})
     ours = {k: v for k, v in out.info["extra_generation_params"].items() if k.startswith("AE ")}
-    assert set(ours) >= {"AE subjects", "AE step size", "AE error"}, ours
+    assert set(ours) >= {"AE subjects", "AE step size", "AE scores"}, ours
     assert all(isinstance(v, str) for v in ours.values()), ours
     assert "<function" not in json.dumps(out.info) and "<function" not in out.infotexts[0]
 
@@ -136,5 +139,71 @@ def test_the_xyz_script_runs_our_axes(sdnext: WebUI) -> None:
                         "alwayson_scripts": {TITLE: {"args": [{"subjects": "cat, frog"}]}}})
     cells = [t for t in out.infotexts if "AE step size" in t]
     assert [re.search(r"AE step size: (\S+?),", t).group(1) for t in cells][-2:] == ["5", "10"], out.infotexts
-    assert all(DID_NOT_ACT in t for t in cells), "the axis turns A&E on; SD.Next says it did not act"
+    assert all("AE scores" in t and "AE error" not in t for t in cells[-2:]), "A&E acts in every cell"
     assert _our_errors(sdnext) == []
+
+
+def test_interrupt_leaves_the_model_as_before(sdnext: WebUI) -> None:
+    """An interrupt mid-refinement: SD.Next's own callback raises in the pipeline (never calls postprocess);
+    our after_process callback removes the UNet hook and the task_args callback, so the next image is plain."""
+    plain_before = _run(sdnext, {"seed": 21})
+    slow = {"seed": 22, "width": 128, "height": 128, "steps": 10,
+            "alwayson_scripts": {TITLE: {"args": [{"enabled": True, "subjects": "cat, frog",
+                                                   "thresholds": "0:0.999", "max_refine": 100}]}}}
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.setdefault("gen", _run(sdnext, slow)))
+    worker.start()
+    seen = ""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and worker.is_alive():
+        seen = sdnext.get("/sdapi/v1/progress?skip_current_image=true").get("textinfo") or ""
+        if "Attend and Excite: refining" in seen:
+            sdnext.post("/sdapi/v1/interrupt", {})
+            break
+        time.sleep(0.2)
+    worker.join(timeout=300)
+    assert "Attend and Excite: refining" in seen, f"refinement progress never showed (last: {seen!r})"
+    assert "gen" in result, "the interrupted generation still returns"
+    plain_after = _run(sdnext, {"seed": 21})
+    assert (plain_before.pixels() == plain_after.pixels()).all(), "the model must be exactly as before"
+
+
+def test_every_sampler_acts_or_is_refused_with_the_reason(sdnext: WebUI, family: str) -> None:
+    """Each sampler SD.Next lists. SD.Next's info names the diffusers scheduler that actually ran (it redirects
+    some names, e.g. FlowMatch ones on SD1.5, and falls back to the model's default where one cannot run). A&E
+    acts (scores, no error, a changed image) only with a scheduler known to call the UNet once per step (at every
+    altered step the scheduler's own latent is also checked to be the one the UNet's input was made from, or
+    A&E stands down saying so), and is off with that scheduler's name and reason otherwise, the image plain."""
+    from ae_diffusers.schedulers import KNOWN
+
+    if family != "sd15":
+        pytest.skip("the schedulers are the same objects for SDXL; their sweep runs once, on SD1.5")
+    names = [s["name"] for s in sdnext.get("/sdapi/v1/samplers")]
+    assert len(names) > 5, names
+    rows, failures = [], []
+    args = {TITLE: {"args": [{"enabled": True, "subjects": "cat, frog", "max_refine": 0}]}}
+    for name in names:
+        plain = _run(sdnext, {"sampler_name": name})
+        out = _run(sdnext, {"sampler_name": name, "alwayson_scripts": args})
+        ran = out.infotext_value("Scheduler") or "?"
+        error, scores = out.infotext_value("AE error"), out.infotext_value("AE scores")
+        changed = bool((out.pixels() != plain.pixels()).any())
+        if error is None and scores and changed and ran in KNOWN:
+            rows.append(f"{name} ({ran}): acts")
+        elif error and error.startswith(f"A&E is off: {ran} ") and not scores and not changed:
+            rows.append(f"{name} ({ran}): refused")
+        else:
+            failures.append(f"{name} ({ran}): error={error!r} scores={scores!r} changed={changed}")
+    print("\n".join(rows))
+    assert not failures, failures
+    assert any(": acts" in r for r in rows)
+
+
+def test_step_zero_is_altered(sdnext: WebUI, family: str) -> None:
+    """No callback_on_step_end sees step 0's latent: with only step 0 in the window (4 steps, a quarter altered),
+    the image still changes, so the UNet pre-hook moved the pipeline's own latent before step 0's UNet call."""
+    plain = _run(sdnext, {"steps": 4})
+    args = {TITLE: {"args": [{"enabled": True, "subjects": "cat, frog", "steps_altered": 0.25, "max_refine": 0}]}}
+    out = _run(sdnext, {"steps": 4, "alwayson_scripts": args})
+    assert out.infotext_value("AE error") is None and out.infotext_value("AE scores"), out.infotexts[0]
+    assert (out.pixels() != plain.pixels()).any(), "A&E at step 0 must move the image"

@@ -31,6 +31,10 @@ DID_NOT_ACT = "A&E did not act"
 RECORD = re.compile(r"^\d\d:\d\d:\d\d-\d+ ")
 OUR_LOG = "[Attend and Excite]"
 XYZ = "xyz grid script"
+# SD.Next reads every extension folder's git metadata (modules/extensions.py:Extension.read_info: `repo.description`
+# opens .git/description). A clone made without git's templates lacks that file (CI's clone does), and SD.Next then
+# logs an ERROR naming our folder: the host reading the checkout, not our code.
+HOST_GIT_READ = "Extension: failed reading data from git"
 
 
 def _png(size: int = 64) -> str:
@@ -56,7 +60,8 @@ def _records(lines: list[str]) -> list[str]:
 def _our_errors(webui: WebUI, since: int = 0) -> list[str]:
     """Log records from line `since` on that report an error or a traceback and involve this extension."""
     return [r for r in _records(webui.log_text().splitlines()[since:])
-            if re.search(r"^\S+ ERROR |Traceback|\u2771", r, re.MULTILINE) and any(k in r for k in OURS)]
+            if re.search(r"^\S+ ERROR |Traceback|\u2771", r, re.MULTILINE) and any(k in r for k in OURS)
+            and HOST_GIT_READ not in r]
 
 
 def _mark(webui: WebUI) -> int:

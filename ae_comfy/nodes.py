@@ -16,8 +16,7 @@ import torch
 from ae_comfy.inputs import param_inputs, to_params, validate
 from ae_comfy.patch import KEY, AEPatch
 from ae_comfy.tokens import prompt_columns, token_rule
-from ae_lib.engine import ImageTarget
-from ae_lib.tokens import map_subjects, text_columns
+from ae_lib.targets import build_target
 
 CATEGORY = "conditioning/attend and excite"
 
@@ -63,11 +62,10 @@ class AttendAndExcite:
         params = to_params(values)
         tokens = clip.tokenize(text)
         columns = prompt_columns(clip, tokens)
-        found = map_subjects(columns, params.subjects)
+        found = build_target(columns, params.subjects, params.groups, token_rule(tokens), params.objective)
         if not found.ok:
             raise ValueError(f"Attend and Excite: {found.message()} (prompt: {text!r})")
-        target = ImageTarget(tuple(found.columns), tuple(text_columns(columns, token_rule(tokens))),
-                             tuple(found.labels))
+        target = found.target
         conditioning = clip.encode_from_tokens_scheduled(tokens)
         patched = model.clone()
         patch = AEPatch(params, target, conditioning[0][0], None if unique_id is None else str(unique_id))

@@ -20,7 +20,8 @@ from ae_lib.latents import apply_model_update, to_model_latent
 from ae_lib.params import AEParams
 from ae_lib.schedule import Schedule
 from ae_lib.scores import subject_maps
-from ae_lib.tokens import TokenRule, map_subjects, text_columns
+from ae_lib.targets import build_target
+from ae_lib.tokens import TokenRule
 
 
 @dataclass
@@ -38,12 +39,12 @@ def models(seed: int) -> tuple[TinyLatentDiffusion, TinyTextEncoder]:
     return TinyLatentDiffusion(make_unet("sd1", seed)).eval(), TinyTextEncoder(seed).eval()
 
 
-def _target(prompt: str, subjects: str) -> ImageTarget:
+def _target(prompt: str, subjects: str, groups: str = "", objective: str | None = None) -> ImageTarget:
     columns = prompt_columns(prompt)
-    found = map_subjects(columns, subjects)
+    found = build_target(columns, subjects, groups, TokenRule.REFERENCE, objective)
     if not found.ok:
         raise SystemExit(f"subjects: {found.message()}")
-    return ImageTarget(tuple(found.columns), tuple(text_columns(columns, TokenRule.REFERENCE)), tuple(found.labels))
+    return found.target
 
 
 def sample(

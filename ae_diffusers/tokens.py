@@ -15,7 +15,8 @@ from typing import Any
 
 from ae_lib.engine import ImageTarget
 from ae_lib.scores import TokenRule
-from ae_lib.tokens import TokenColumn, map_subjects, text_columns
+from ae_lib.targets import build_target
+from ae_lib.tokens import TokenColumn
 
 
 def token_rule(pipe: Any) -> TokenRule:
@@ -43,19 +44,19 @@ def prompt_columns(tokenizer: Any, prompt: str) -> list[TokenColumn]:
     return columns
 
 
-def image_targets(pipe: Any, prompts: list[str], subjects: list[str], per_prompt: int) -> tuple[list, list[str]]:
+def image_targets(
+    pipe: Any, prompts: list[str], subjects: list[str], per_prompt: int, groups: str = "", objective: str | None = None
+) -> tuple[list, list[str]]:
     """ImageTargets for the batch (prompt-major, `per_prompt` images each) and the problems found."""
     rule = token_rule(pipe)
     targets: list[ImageTarget | None] = []
     problems: list[str] = []
     for n, (prompt, spec) in enumerate(zip(prompts, subjects, strict=True)):
         cols = prompt_columns(pipe.tokenizer, prompt)
-        mapped = map_subjects(cols, spec)
-        target = None
-        if mapped.ok:
-            target = ImageTarget(tuple(mapped.columns), tuple(text_columns(cols, rule)), tuple(mapped.labels))
-        else:
+        mapped = build_target(cols, spec, groups, rule, objective)
+        target = mapped.target
+        if not mapped.ok:
             where = f"prompt {n + 1}: " if len(prompts) > 1 else ""
-            problems.append(where + (mapped.message() or "no subjects given"))
+            problems.append(where + mapped.message())
         targets.extend([target] * per_prompt)
     return targets, problems

@@ -27,6 +27,7 @@ class FieldSpec:
     infotext: str | None = None  # None: never written to the generation info
     reference: str = ""  # the reference implementation's value, for the README table
     help: str = ""
+    choices: tuple[str, ...] = ()  # a str field's allowed values (a dropdown), empty: free text
 
 
 FIELDS: tuple[FieldSpec, ...] = (
@@ -118,6 +119,25 @@ FIELDS: tuple[FieldSpec, ...] = (
         False,
         help="Adds a grid of each subject's map to the gallery and saves it next to the outputs.",
     ),
+    # After every older field, so positional API callers that predate them keep their meaning.
+    FieldSpec(
+        "objective",
+        "Objective",
+        str,
+        "excite",
+        infotext="AE objective",
+        reference="excite (the paper's)",
+        help="excite: every subject appears (the paper); contrast: groups stay apart (CONFORM).",
+        choices=("excite", "contrast"),
+    ),
+    FieldSpec(
+        "groups",
+        "Groups (attributes with their subject; ...)",
+        str,
+        "",
+        infotext="AE groups",
+        help="For objectives that bind words: 'red car; blue bird' (a group's last word is its subject).",
+    ),
 )
 FIELD_NAMES = tuple(f.name for f in FIELDS)
 SPECS = {f.name: f for f in FIELDS}
@@ -136,6 +156,8 @@ class AEParams:
     attention_res: int = 0
     hires: bool = False
     save_maps: bool = False
+    objective: str = "excite"
+    groups: str = ""
 
     def threshold_pairs(self) -> list[tuple[float, float]]:
         """The refinement thresholds as (fraction, threshold); only valid params reach here."""
@@ -213,7 +235,11 @@ def _coerce(spec: FieldSpec, value: Any) -> tuple[Any, str | None]:
     if spec.kind is bool:
         return _coerce_bool(spec, value)
     if spec.kind is str:
-        return (value, None) if isinstance(value, str) else (spec.default, f"{spec.label}: expected text")
+        if not isinstance(value, str):
+            return spec.default, f"{spec.label}: expected text"
+        if spec.choices and value.strip().lower() not in spec.choices:
+            return spec.default, f"{spec.label}: '{value}' is not one of {', '.join(spec.choices)}"
+        return (value.strip().lower() if spec.choices else value), None
     return _coerce_number(spec, value)
 
 

@@ -31,7 +31,7 @@ from ae_diffusers.tokens import token_rule
 from ae_lib.autograd import grad_scope
 from ae_lib.capture import attention_res_problem, target_grid
 from ae_lib.engine import AttendExcite, ImageTarget
-from ae_lib.tokens import map_subjects, text_columns
+from ae_lib.targets import build_target
 from ae_lib.window import end_of_window_lines, record_step
 from ae_webui import pipeline_prompts, settings
 from ae_webui.state import LOG, GenerationState
@@ -269,13 +269,14 @@ class PipelineRun:
             problem = pipeline_prompts.check_width(columns, width)
         except ValueError as error:
             columns, problem = [], str(error)
-        found = map_subjects(columns, self.state.params.subjects) if not problem else None
+        p = self.state.params
+        found = None if problem else build_target(columns, p.subjects, p.groups, token_rule(pipe), p.objective)
         if found is None or not found.ok:
             report.problem = f"image {b + 1} ran without A&E: {problem or found.message()}"
             LOG.warning(report.problem)
             return None
-        report.labels = tuple(found.labels)
-        return ImageTarget(tuple(found.columns), tuple(text_columns(columns, token_rule(pipe))), tuple(found.labels))
+        report.labels = found.target.labels
+        return found.target
 
 
 def _bind(unet: Any, args: tuple, kwargs: dict) -> dict[str, Any]:

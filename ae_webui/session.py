@@ -17,7 +17,7 @@ from modules import prompt_parser, shared
 from ae_lib.driver import StepDriver
 from ae_lib.latents import apply_model_update, c_in
 from ae_lib.objectives import ImageTarget
-from ae_lib.tokens import map_subjects, text_columns
+from ae_lib.targets import build_target
 from ae_webui import hosts, settings, tokenize
 from ae_webui.sampler_steps import RunPosition, step_of_call
 from ae_webui.state import LOG, GenerationState
@@ -119,14 +119,15 @@ class Session:
 
     def _map(self, i: int, text: str) -> ImageTarget | None:
         columns = tokenize.columns_for_text(text, self.model)
-        found = map_subjects(columns, self.state.params.subjects)
+        p = self.state.params
+        found = build_target(columns, p.subjects, p.groups, self.rule, p.objective)
         report = self.state.image(i)
         if not found.ok:
             report.problem = f"image {i + 1} ran without A&E: {found.message()}"
             LOG.warning(report.problem)
             return None
-        report.labels = tuple(found.labels)
-        return ImageTarget(tuple(found.columns), tuple(text_columns(columns, self.rule)), tuple(found.labels))
+        report.labels = found.target.labels
+        return found.target
 
     def _progress(self, iteration: int, limit: int) -> None:
         shared.state.textinfo = f"Attend and Excite: refining {iteration}/{limit}"

@@ -18,6 +18,8 @@ def _control(spec: FieldSpec, elem_id: ElemId) -> Any:
     eid = elem_id(spec.name)
     if spec.kind is bool:
         return gr.Checkbox(value=spec.default, label=spec.label, elem_id=eid)
+    if spec.choices:
+        return gr.Dropdown(choices=list(spec.choices), value=spec.default, label=spec.label, elem_id=eid)
     if spec.kind is str:
         lines = 1
         placeholder = "cat, frog  (words, or column indices such as 2, 5)" if spec.name == "subjects" else None
@@ -40,7 +42,8 @@ def tab_name(script: Any) -> str:
 def build(elem_id: ElemId, extra: Callable[[dict[str, Any]], None] | None = None) -> list[Any]:
     """Components in FIELDS order (the script's args and the positional API order).
 
-    `extra(controls)` is called inside the accordion after the Subjects box, for the token table.
+    `extra(controls)` is called inside the accordion after the Subjects box, for the token table; the objective
+    and its groups follow it.
     """
     controls: dict[str, Any] = {}
     with InputAccordion(False, label="Attend and Excite", elem_id=elem_id("enable")) as enabled:
@@ -48,6 +51,9 @@ def build(elem_id: ElemId, extra: Callable[[dict[str, Any]], None] | None = None
         controls["subjects"] = _control(FIELDS[1], elem_id)
         if extra is not None:
             extra(controls)
+        with gr.Row():
+            for name in ("objective", "groups"):
+                controls[name] = _control(next(f for f in FIELDS if f.name == name), elem_id)
         with gr.Accordion("Advanced", open=False, elem_id=elem_id("advanced")):
             for spec in FIELDS:
                 if spec.name in ADVANCED:

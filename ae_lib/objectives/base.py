@@ -20,12 +20,15 @@ from ae_lib.schedule import StepPlan
 @dataclass(frozen=True)
 class ImageTarget:
     """One image's subjects (columns), the columns that enter the re-softmax, and its groups of columns
-    (an attribute with its subject; objectives that bind words use them)."""
+    (attributes, then their subject; objectives that bind words use them). `prompt_columns`: every column of a
+    prompt word (no start, end or padding), for objectives that compare a group with the rest of the prompt."""
 
     subjects: tuple[int, ...]
     text_columns: tuple[int, ...]
     labels: tuple[str, ...] = ()
     groups: tuple[tuple[int, ...], ...] = ()
+    group_labels: tuple[str, ...] = ()
+    prompt_columns: tuple[int, ...] = ()
 
 
 class Objective:
@@ -35,9 +38,18 @@ class Objective:
     measure = "?"  # what the per-subject numbers of the report are
     keeps_state = False  # True: the engine hands each step's final maps to `step_done`
     reports_thresholds = False  # True: the window report says what each refinement threshold did
+    uses_subjects = True  # False: the subject spec is ignored, the subjects are the group tokens
+    takes_groups = False  # the user may name groups (ae_lib.targets)
+    needs_groups = False  # ... and must
+    needs_pairs = False  # ... each an attribute with its subject (two words or more)
 
     def __init__(self, params: AEParams) -> None:
         self.params = params
+
+    @classmethod
+    def subjects_of(cls, groups: tuple[tuple[int, ...], ...]) -> tuple[int, ...]:
+        """The subjects when the user named only groups: every group column, each once, in order."""
+        return tuple(dict.fromkeys(c for group in groups for c in group))
 
     def attention_res(self, params: AEParams) -> int:
         """The attention resolution (grid height) the loss reads; 0: the latent's / 4 (ae_lib.capture)."""

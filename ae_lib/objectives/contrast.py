@@ -61,6 +61,8 @@ class Contrast(Objective):
     name = "contrast"
     measure = "separation"
     keeps_state = True
+    uses_subjects = False
+    takes_groups = needs_groups = True
 
     def __init__(self, params: AEParams) -> None:
         super().__init__(params)

@@ -17,9 +17,9 @@ from ae_demo.tiny import TinyLatentDiffusion, TinyTextEncoder, make_unet, prompt
 from ae_lib.capture import target_grid
 from ae_lib.engine import AttendExcite, ImageTarget
 from ae_lib.latents import apply_model_update, to_model_latent
+from ae_lib.objectives import make
 from ae_lib.params import AEParams
 from ae_lib.schedule import Schedule
-from ae_lib.scores import subject_maps
 from ae_lib.targets import build_target
 from ae_lib.tokens import TokenRule
 
@@ -48,7 +48,15 @@ def _target(prompt: str, subjects: str, groups: str = "", objective: str | None 
 
 
 def sample(
-    prompt: str, subjects: str, steps: int, seed: int, use_ae: bool, size: int = 16, cfg: float = 7.5
+    prompt: str,
+    subjects: str,
+    steps: int,
+    seed: int,
+    use_ae: bool,
+    size: int = 16,
+    cfg: float = 7.5,
+    objective: str | None = None,
+    groups: str = "",
 ) -> DemoRun:
     k = kdiff.load()
     ldm, encoder = models(seed)
@@ -56,9 +64,10 @@ def sample(
     denoiser = k.external.CompVisDenoiser(ldm)
     sigmas = denoiser.get_sigmas(steps)
     x = torch.randn(1, 4, size, size, generator=torch.Generator().manual_seed(seed)) * sigmas[0]
-    params = AEParams(enabled=True, subjects=subjects)
-    engine = AttendExcite(ldm.diffusion_model, params, Schedule.from_params(params, steps), keep_maps=True)
-    target = _target(prompt, subjects)
+    params = AEParams(enabled=True, subjects=subjects, objective=objective or "excite", groups=groups)
+    engine = AttendExcite(ldm.diffusion_model, params, Schedule.from_params(params, steps), keep_maps=True,
+                          objective=make(objective, params))
+    target = _target(prompt, subjects, groups, objective)
     run = DemoRun(list(target.labels))
     grid = target_grid((size, size))
     calls = iter(range(10**9))
@@ -80,7 +89,7 @@ def sample(
                 ev = engine.evaluate(z, [0], run_cond, [target], grid)
                 scores, maps = ev.scores[0], ev.maps[0]
             run.scores.append(scores)
-            run.last_maps = subject_maps(maps, target.text_columns, target.subjects, grid)
+            run.last_maps = engine.objective.maps(maps, target, grid)
             run.first_maps = run.last_maps if run.first_maps is None else run.first_maps
         out = denoiser(torch.cat([x, x]), torch.cat([sigma, sigma]), cond=torch.cat([uncond, cond]))
         out_uncond, out_cond = out.chunk(2)

@@ -22,3 +22,14 @@ def test_ae_raises_every_subjects_final_score():
     assert len(plain.scores) == len(excited.scores) == 10  # the first half of 20 steps
     assert all(a > b for a, b in zip(excited.scores[-1], plain.scores[-1], strict=True))
     assert min(excited.scores[-1]) > min(plain.scores[-1]) + 0.1
+
+
+def test_contrast_separates_the_groups_in_the_demo():
+    """The README's Objectives picture: contrast on "red car; blue bird" raises the mean separation."""
+    chosen = {"objective": "contrast", "groups": "red car; blue bird"}
+    plain = sample("a red car and a blue bird", "", 20, 0, use_ae=False, **chosen)
+    moved = sample("a red car and a blue bird", "", 20, 0, use_ae=True, **chosen)
+    assert plain.labels == moved.labels == ["red", "car", "blue", "bird"]
+    assert moved.last_maps.shape[0] == 4  # one map per group token
+    mean = [sum(run.scores[-1]) / 4 for run in (plain, moved)]
+    assert mean[1] > mean[0] + 0.01, mean

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -107,6 +107,7 @@ class AttendExcite:
         rows = [b for b, t in enumerate(targets) if t is not None]
         if plan is None or not rows:
             return None
+        plan = replace(plan, step_size=self.objective.step_size(plan))
         grid = self.grid((z.shape[-2], z.shape[-1]))
         run = _Run(self, z.detach().clone(), run_cond, targets, grid, plan)
         current = run.evaluate(rows)

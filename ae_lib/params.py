@@ -127,8 +127,9 @@ FIELDS: tuple[FieldSpec, ...] = (
         "excite",
         infotext="AE objective",
         reference="excite (the paper's)",
-        help="excite: every subject appears (the paper); contrast: groups stay apart (CONFORM).",
-        choices=("excite", "contrast"),
+        help="excite: every subject appears (the paper); contrast: groups stay apart (CONFORM); bind: each "
+        "attribute lands on its subject (SynGen).",
+        choices=("excite", "contrast", "bind"),
     ),
     FieldSpec(
         "groups",

@@ -66,6 +66,7 @@ def build_target(
         tuple(c for c, _ in found_groups),
         tuple(label for _, label in found_groups),
         tuple(t.column for t in tokens if t.selectable),
+        _pieces(tokens, [c for c, _ in found_groups]),
     )
     return result
 
@@ -98,6 +99,13 @@ def _groups(
             owner[column] = text
         found.append((tuple(words.columns), " ".join(words.labels)))
     return found
+
+
+def _pieces(tokens: Sequence[TokenColumn], groups: Sequence[Sequence[int]]) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    """Per group, per column, every column of the prompt word that ends there (a split word's pieces); a column
+    that ends no word (a piece named by its index) stands alone."""
+    words = {cols[-1]: tuple(cols) for _, cols in prompt_words(tokens)}
+    return tuple(tuple(words.get(c, (c,)) for c in group) for group in groups)
 
 
 def _subjects_from(tokens: Sequence[TokenColumn], columns: Sequence[int]) -> SubjectResult:

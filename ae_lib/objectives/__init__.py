@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ae_lib.objectives.base import ImageTarget, Objective
+from ae_lib.objectives.bind import Bind
 from ae_lib.objectives.contrast import Contrast
 from ae_lib.objectives.excite import Excite
 from ae_lib.params import AEParams
@@ -10,6 +11,7 @@ from ae_lib.params import AEParams
 __all__ = ["DEFAULT", "OBJECTIVES", "ImageTarget", "Objective", "make"]
 
 OBJECTIVES: dict[str, type[Objective]] = {Excite.name: Excite, Contrast.name: Contrast}
+OBJECTIVES[Bind.name] = Bind
 DEFAULT = Excite.name
 
 

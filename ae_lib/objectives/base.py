@@ -21,7 +21,8 @@ from ae_lib.schedule import StepPlan
 class ImageTarget:
     """One image's subjects (columns), the columns that enter the re-softmax, and its groups of columns
     (attributes, then their subject; objectives that bind words use them). `prompt_columns`: every column of a
-    prompt word (no start, end or padding), for objectives that compare a group with the rest of the prompt."""
+    prompt word (no start, end or padding), for objectives that compare a group with the rest of the prompt.
+    `group_pieces`: per group, per word, every column of that word (a split word's pieces; empty: each column alone)."""
 
     subjects: tuple[int, ...]
     text_columns: tuple[int, ...]
@@ -29,6 +30,7 @@ class ImageTarget:
     groups: tuple[tuple[int, ...], ...] = ()
     group_labels: tuple[str, ...] = ()
     prompt_columns: tuple[int, ...] = ()
+    group_pieces: tuple[tuple[tuple[int, ...], ...], ...] = ()
 
 
 class Objective:
@@ -60,6 +62,10 @@ class Objective:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(differentiable scalar loss, (N,) measure per subject/group) from one image's (queries, keys) maps."""
         raise NotImplementedError
+
+    def step_size(self, plan: StepPlan) -> float:
+        """The step size at this step (default: the schedule's, the paper's decaying alpha_i)."""
+        return plan.step_size
 
     def refine_limit(self, plan: StepPlan) -> int:
         """Refinement iterations allowed at this step (0: no refinement here)."""

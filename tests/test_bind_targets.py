@@ -4,8 +4,14 @@ are every prompt token without start, end or padding; and Bind's step size stays
 
 from __future__ import annotations
 
-from ae_demo.tiny import prompt_columns
-from ae_lib import AEParams, Schedule, TokenRule
+import logging
+
+import torch
+from PIL import Image
+
+from ae_demo.tiny import cond_runner, make_context, prompt_columns
+from ae_lib import AEParams, Schedule, StepDriver, TokenRule
+from ae_lib.heatmap import render_heatmap_grid
 from ae_lib.objectives import OBJECTIVES, make
 from ae_lib.objectives.bind import Bind, group_words
 from ae_lib.params import SPECS
@@ -69,3 +75,25 @@ def test_step_size_is_constant_for_bind_and_decays_for_the_paper():
     assert sizes == [20.0] * 25
     paper = [make("excite", params).step_size(schedule.plan(i)) for i in schedule.altered_steps()]
     assert paper[0] == 20.0 and paper[-1] < 18.0 and paper == list(schedule.step_sizes[:25])
+
+
+def test_a_run_through_the_step_driver_reports_each_word_and_draws_its_map(sd1_unet, caplog):
+    """10 steps (window 0-4): the window record holds one score and one map per group word, the end-of-window
+    line names them, and the maps grid renders; no threshold report (Bind has none)."""
+    params = AEParams(enabled=True, objective="bind", groups="glittery chartreuse iguana; teal capybara")
+    driver = StepDriver(sd1_unet, params, 10, print, "", keep_maps=True, objective="bind")
+    target = _build(params.groups).target
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(7))
+    run = cond_runner(sd1_unet, make_context(1))
+    with caplog.at_level(logging.INFO, logger="attend_and_excite"):
+        for index in range(10):
+            driver.step(index, x, None, run, [target])
+    assert driver.altered == [0, 1, 2, 3, 4]
+    image = driver.images[0]
+    assert image.labels == target.labels and len(image.scores) == 5
+    assert image.first_maps.shape == image.last_maps.shape == (5, 4, 4)
+    line = next(r.message for r in caplog.records if r.message.startswith("A&E image 1:"))
+    assert line.startswith("A&E image 1: glittery ") and "capybara" in line and "threshold" not in line
+    grid = render_heatmap_grid(Image.new("RGB", (64, 64)), image.labels, image.first_maps, image.last_maps,
+                               scores_first=image.first_scores, scores_end=image.scores)
+    assert grid.width > 5 * 8

@@ -32,10 +32,12 @@ subject; it falls as the objective works.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from ae_lib.objectives.base import ImageTarget, Objective
+from ae_lib.params import AEParams
 from ae_lib.schedule import StepPlan
 
 Word = tuple[int, ...]  # the columns of one word: a split word's pieces, in order
@@ -67,25 +69,53 @@ def _kl(p: torch.Tensor, lp: torch.Tensor, q: torch.Tensor, lq: torch.Tensor) ->
     return torch.where(p == 0, 0.0, terms).sum(-1)
 
 
-class _Distances:
-    """D(word, word) for one image: max of the symmetric KL over the pieces, from one (rows, columns) table."""
+@dataclass(frozen=True)
+class _Layout:
+    """One target's words and pairs as index tensors, so that the loss is a few tensor ops whatever the groups.
 
-    def __init__(self, attention: torch.Tensor, words: Sequence[Word], others: Sequence[int]) -> None:
-        self.rows = list(dict.fromkeys(c for w in words for c in w))
-        self.cols = list(dict.fromkeys([*self.rows, *others]))
-        table = symmetric_kl(distributions(attention, self.rows), distributions(attention, self.cols))
-        self.table = table
-        self.row_at = {c: i for i, c in enumerate(self.rows)}
-        self.col_at = {c: i for i, c in enumerate(self.cols)}
+    rows: every group word's columns (pieces); cols: rows, then the other prompt columns. For W words and P pairs
+    (attribute, subject): pieces (W, R) and as_cols (W, C) mark each word's columns, attribute/subject (P,) are
+    word indices, outside (P, C) marks the pair's group's outside columns, word_of (S,) the word of each subject
+    of the target (what the report lists)."""
 
-    def __call__(self, word: Word, other: Word) -> torch.Tensor:
-        block = self.table[[self.row_at[c] for c in word]][:, [self.col_at[c] for c in other]]
-        return block.max()
+    rows: list[int]
+    cols: list[int]
+    pieces: torch.Tensor
+    as_cols: torch.Tensor
+    attribute: torch.Tensor
+    subject: torch.Tensor
+    outside: torch.Tensor
+    word_of: torch.Tensor
 
-    def outside(self, word: Word, columns: Sequence[int]) -> torch.Tensor:
-        """mean over `columns` of D(word, column) (each column alone, as the code takes the other words)."""
-        block = self.table[[self.row_at[c] for c in word]][:, [self.col_at[c] for c in columns]]
-        return block.max(dim=0).values.mean()
+    @classmethod
+    def of(cls, target: ImageTarget, device: torch.device) -> _Layout:
+        groups = group_words(target)
+        words = [w for g in groups for w in g]
+        rows = list(dict.fromkeys(c for w in words for c in w))
+        cols = list(dict.fromkeys([*rows, *target.prompt_columns]))
+        attribute, subject, outside, first = [], [], [], 0
+        for g in groups:
+            mine = {c for w in g for c in w}
+            for j in range(len(g) - 1):
+                attribute.append(first + j)
+                subject.append(first + len(g) - 1)
+                outside.append([c in target.prompt_columns and c not in mine for c in cols])
+            first += len(g)
+        last = {w[-1]: i for i, w in enumerate(words)}
+
+        def tensor(values: list, dtype: torch.dtype = torch.long) -> torch.Tensor:
+            return torch.tensor(values, dtype=dtype, device=device)
+
+        return cls(
+            rows,
+            cols,
+            tensor([[c in w for c in rows] for w in words], torch.bool),
+            tensor([[c in w for c in cols] for w in words], torch.bool),
+            tensor(attribute),
+            tensor(subject),
+            tensor(outside, torch.bool).reshape(len(attribute), len(cols)),
+            tensor([last[c] for c in target.subjects]),
+        )
 
 
 class Bind(Objective):
@@ -94,27 +124,40 @@ class Bind(Objective):
     uses_subjects = False
     takes_groups = needs_groups = needs_pairs = True
 
+    def __init__(self, params: AEParams) -> None:
+        super().__init__(params)
+        self._layouts: dict[tuple[ImageTarget, torch.device], _Layout] = {}
+
+    def layout(self, target: ImageTarget, device: torch.device) -> _Layout:
+        key = (target, device)
+        if key not in self._layouts:
+            self._layouts[key] = _Layout.of(target, device)
+        return self._layouts[key]
+
     def image_loss(
         self, image: int, attention: torch.Tensor, target: ImageTarget, grid: tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        groups = group_words(target)
-        distance = _Distances(attention, [w for g in groups for w in g], target.prompt_columns)
-        loss = attention.new_zeros((), dtype=distance.table.dtype)
-        measured: dict[int, torch.Tensor] = {}
-        for words in groups:
-            *attributes, subject = words
-            mine = {c for w in words for c in w}
-            outside = [c for c in dict.fromkeys(target.prompt_columns) if c not in mine]
-            pairs = []
-            for attribute in attributes:
-                pair = distance(attribute, subject)
-                loss = loss + pair
-                if outside:
-                    loss = loss - (distance.outside(attribute, outside) + distance.outside(subject, outside)) / 2
-                pairs.append(pair.detach())
-                measured[attribute[-1]] = pair.detach()
-            measured[subject[-1]] = torch.stack(pairs).mean()
-        return loss, torch.stack([measured[c] for c in target.subjects])
+        lay = self.layout(target, attention.device)
+        table = symmetric_kl(distributions(attention, lay.rows), distributions(attention, lay.cols))
+        # D(word, column): the max over the word's pieces; D(attribute, subject): then over the subject's pieces.
+        word_col = table[None].masked_fill(~lay.pieces[:, :, None], -torch.inf).amax(dim=1)
+        positive = word_col[lay.attribute].masked_fill(~lay.as_cols[lay.subject], -torch.inf).amax(dim=1)
+        count = lay.outside.sum(dim=1).clamp(min=1)  # no outside word: no negative term
+
+        def away(words: torch.Tensor) -> torch.Tensor:
+            return torch.where(lay.outside, word_col[words], 0.0).sum(dim=1) / count
+
+        negative = -(away(lay.attribute) + away(lay.subject)) / 2
+        return (positive + negative).sum(), self._measures(lay, positive.detach())
+
+    @staticmethod
+    def _measures(lay: _Layout, positive: torch.Tensor) -> torch.Tensor:
+        """Per word: its pairs' mean positive divergence (an attribute has one pair), in the target's order."""
+        words = lay.pieces.shape[0]
+        total = positive.new_zeros(words).index_add(0, lay.attribute, positive).index_add(0, lay.subject, positive)
+        ones = torch.ones_like(positive)
+        count = positive.new_zeros(words).index_add(0, lay.attribute, ones).index_add(0, lay.subject, ones)
+        return (total / count)[lay.word_of]
 
     def step_size(self, plan: StepPlan) -> float:
         return self.params.step_size

@@ -17,7 +17,7 @@ from ae_lib import AEParams, AttendExcite, Schedule, TokenRule
 from ae_lib.objectives import make
 from ae_lib.objectives.bind import symmetric_kl
 from ae_lib.targets import build_target
-from tests.reference_syngen import sym_kl, syngen_step
+from tests.reference_syngen import attribution_loss, sym_kl, syngen_step
 
 PROMPT = "a glittery chartreuse iguana and a teal capybara, on grass"
 GROUPS = "glittery chartreuse iguana; teal capybara"
@@ -108,3 +108,20 @@ def test_pair_divergence_falls_over_the_window(unet64):
     assert last.losses[0] < first.losses[0]
     assert sum(last.scores[0]) < sum(first.scores[0])
 
+
+
+@pytest.mark.parametrize(
+    ("prompt", "groups", "subtrees", "tokens"),
+    [
+        ("red car", "red car", [[1, 2]], 2),  # no other prompt word: no negative term
+        (PROMPT, GROUPS, SUBTREES, PROMPT_TOKENS),
+        (PROMPT, "2 8; teal capybara", [[2, [7, 8]], [11, [12, 13, 14]]], PROMPT_TOKENS),  # 2: one piece by index
+    ],
+)
+def test_loss_on_given_maps_equals_the_reference(prompt, groups, subtrees, tokens):
+    found = build_target(prompt_columns(prompt), "", groups, TokenRule.REFERENCE, "bind")
+    assert found.ok, found.message()
+    attention = torch.rand(64, 77, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).softmax(-1)
+    loss, _ = make("bind", AEParams()).image_loss(0, attention, found.target, (8, 8))
+    maps = [m for m in (attention * 100).reshape(8, 8, 77).permute(2, 0, 1)]
+    assert abs(float(loss) - float(attribution_loss(maps, subtrees, tokens))) <= 1e-12

@@ -129,7 +129,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         reference="excite (the paper's)",
         help="excite: every subject appears (the paper); contrast: groups stay apart (CONFORM); bind: each "
         "attribute lands on its subject (SynGen).",
-        choices=("excite", "contrast", "bind"),
+        choices=("excite", "contrast", "bind"),  # == tuple(ae_lib.objectives.OBJECTIVES) (a test checks)
     ),
     FieldSpec(
         "groups",
@@ -137,10 +137,14 @@ FIELDS: tuple[FieldSpec, ...] = (
         str,
         "",
         infotext="AE groups",
-        help="For objectives that bind words: 'red car; blue bird' (a group's last word is its subject).",
+        help="For objectives that take groups: 'red car; blue bird' (';' between groups, words as in Subjects; a "
+        "group's last word is its subject).",
     ),
 )
 FIELD_NAMES = tuple(f.name for f in FIELDS)
+# An infotext with either key was made with A&E on: the subjects (written when given) or a non-default objective
+# (an objective that picks its subjects from the groups may run without any).
+ENABLED_KEYS = ("AE subjects", "AE objective")
 SPECS = {f.name: f for f in FIELDS}
 
 
@@ -265,14 +269,14 @@ def parse_positional(values: Sequence[Any]) -> ParseResult:
 
 
 def to_infotext(params: AEParams) -> dict[str, str]:
-    """Infotext entries: the subjects always, other values only where they differ from the default."""
+    """Infotext entries: the subjects whenever given, other values only where they differ from the default."""
     out: dict[str, str] = {}
     defaults = AEParams()
     for spec in FIELDS:
         if spec.infotext is None:
             continue
         value = getattr(params, spec.name)
-        if spec.name == "subjects" or value != getattr(defaults, spec.name):
+        if (spec.name == "subjects" and value.strip()) or value != getattr(defaults, spec.name):
             out[spec.infotext] = _format(value)
     return out
 
@@ -285,8 +289,13 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+def infotext_enabled(info: Mapping[str, Any]) -> bool:
+    """Whether a parsed infotext was made with A&E on (ENABLED_KEYS)."""
+    return any(key in info for key in ENABLED_KEYS)
+
+
 def from_infotext(info: Mapping[str, Any]) -> ParseResult:
-    """Params from a parsed infotext dict (keys absent -> defaults); enabled when the subjects key is there."""
+    """Params from a parsed infotext dict (keys absent -> defaults); enabled when it has an ENABLED_KEYS key."""
     named: dict[str, Any] = {s.name: info[s.infotext] for s in FIELDS if s.infotext and s.infotext in info}
-    named["enabled"] = "AE subjects" in info
+    named["enabled"] = infotext_enabled(info)
     return parse_named(named)

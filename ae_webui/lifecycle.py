@@ -15,6 +15,7 @@ from modules import sd_samplers_common, shared
 
 from ae_lib.capture import attention_res_problem
 from ae_lib.params import FIELDS, parse_named, parse_positional, to_infotext
+from ae_lib.targets import objective_class, split_groups
 from ae_lib.tokens import split_spec
 from ae_webui import hosts
 from ae_webui.pipeline_run import PipelineRun  # at load time: SD.Next has the extension on sys.path only then
@@ -48,14 +49,14 @@ def begin(p: Any, args: tuple) -> None:
     params = result.params
     if not params.enabled:
         return
-    if not split_spec(params.subjects):
+    if _reads_subjects(params) and not split_spec(params.subjects) and not split_groups(params.groups):
         result.errors.append("no subjects given (name them in Subjects, e.g. 'cat, frog')")
     if not result.ok:
         message = "A&E is off for this generation: " + "; ".join(result.errors)
         LOG.warning(message)
         p.extra_generation_params["AE error"] = message
         return
-    p.extra_generation_params.update(to_infotext(params))
+    p.extra_generation_params.update(to_infotext(params))  # groups and their problems: per image (Session)
     problem = hosts.standing_problem()
     if problem:  # never a silent no-op: the image says that A&E did not act, and why
         message = f"A&E did not act: {problem}; the image was made without A&E"
@@ -65,6 +66,12 @@ def begin(p: Any, args: tuple) -> None:
     state = GenerationState(params)
     install_infotext(p, state, callables=hosts.infotext_callables())
     set_state(p, state)
+
+
+def _reads_subjects(params: Any) -> bool:
+    """Whether the objective reads the subject spec (the others pick their subjects from the groups)."""
+    kind = objective_class(params.objective)
+    return kind is None or kind.uses_subjects
 
 
 def _host_problem(p: Any, latent: Any) -> str | None:

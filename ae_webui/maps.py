@@ -1,6 +1,8 @@
 """'Save attention maps': per image, a grid of each subject's map (first altered step, end of the window) over
 the final image; saved next to the outputs as the WebUI's save settings say, and added to the gallery after
-the images. Through the API only when the request itself set save_maps."""
+the images. Through the API only when the request itself set save_maps. Every objective's maps (its `maps`, one
+per label) and its measure label the cells; the paper's maps are on its absolute 0-1 scale, another objective's
+(plain attention probabilities, far below 1) each on its own scale."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 from modules import images, shared
 
 from ae_lib.heatmap import render_heatmap_grid
+from ae_lib.objectives import DEFAULT
 from ae_webui.state import LOG, get_state
 
 
@@ -22,7 +25,8 @@ def keep(p: Any, image: Any) -> None:
         return
     try:
         grid = render_heatmap_grid(image, report.labels, report.first_maps, report.last_maps,
-                                   scores_first=report.first_scores, scores_end=report.scores)
+                                   scores_first=report.first_scores, scores_end=report.scores,
+                                   per_map_scale=state.params.objective != DEFAULT)
     except Exception:  # a picture must never cost the user the image
         LOG.exception("could not render the attention maps")
         return

@@ -1,7 +1,8 @@
 """Per-generation state kept on `p` (reachable from every hook), and user-facing messages.
 
 Messages go to the console once each and into the image's info ("AE error"); scores go into the info
-("AE scores") of the image they belong to.
+("AE scores") of the image they belong to, for an objective other than the paper's after the name of what they
+measure ("AE measure", its `measure`: the paper's scores stay as they were, without it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ae_lib.objectives import DEFAULT, OBJECTIVES
 from ae_lib.params import AEParams
 from ae_lib.report import format_scores
 from ae_lib.window import ImageWindow
@@ -24,7 +26,7 @@ if not LOG.handlers:  # the WebUI does not configure logging for extensions; mak
     LOG.propagate = False
 
 ATTR = "_attend_and_excite"
-INFO_KEYS = ("AE scores", "AE error")
+INFO_KEYS = ("AE measure", "AE scores", "AE error")
 
 
 @dataclass
@@ -63,12 +65,26 @@ class GenerationState:
             return None
         return format_scores(report.labels, report.scores)
 
+    def measure_text(self, position: int) -> str | None:
+        """What the image's scores measure, for an objective other than the paper's (None: the paper's, or none)."""
+        return measure_name(self.params.objective) if self.scores_text(position) is not None else None
+
+    def texts(self) -> tuple[tuple[str, Callable[[int], str | None]], ...]:
+        """(infotext key, this image's value) in INFO_KEYS order."""
+        return (("AE measure", self.measure_text), ("AE scores", self.scores_text), ("AE error", self.error_text))
+
     def error_text(self, position: int) -> str | None:
         parts = list(self.messages)
         report = self.images.get(position)
         if report is not None and report.problem:
             parts.append(report.problem)
         return "; ".join(parts) or None
+
+
+def measure_name(objective: str) -> str | None:
+    """The objective's measure (ae_lib.objectives), None for the default objective (its scores need no name)."""
+    kind = OBJECTIVES.get(objective)
+    return None if kind is None or objective == DEFAULT else kind.measure
 
 
 def get_state(p: Any) -> GenerationState | None:
@@ -97,8 +113,8 @@ def install_infotext(p: Any, state: GenerationState, callables: bool = True) -> 
 
         return value
 
-    p.extra_generation_params["AE scores"] = per_image("AE scores", state.scores_text)
-    p.extra_generation_params["AE error"] = per_image("AE error", state.error_text)
+    for key, text in state.texts():
+        p.extra_generation_params[key] = per_image(key, text)
 
 
 def write_image_infotext(p: Any) -> None:
@@ -108,7 +124,7 @@ def write_image_infotext(p: Any) -> None:
     if state is None or not state.plain_infotext:
         return
     position = int(getattr(p, "batch_index", 0) or 0)
-    for key, text in (("AE scores", state.scores_text), ("AE error", state.error_text)):
+    for key, text in state.texts():
         value = text(position)
         if value is None:
             p.extra_generation_params.pop(key, None)

@@ -1,4 +1,5 @@
-"""The token table in the script's accordion: the prompt's tokens at their columns, click to pick subjects.
+"""The token table in the script's accordion: the prompt's tokens at their columns, click to pick subjects,
+shift-click (or click in groups mode) to build groups.
 
 Python side: `table_payload(prompt)` tokenizes with the loaded model (ae_webui.tokenize) and returns the JSON
 that javascript/attend_excite.js renders; `build_token_table` creates the gradio parts and wires them.
@@ -8,6 +9,7 @@ No HTTP route: JS clicks a hidden button whose event reads the prompt box (`_js`
 Each selectable column carries the Subjects item that selects exactly it under ae_lib.tokens.map_subjects:
 the word for the last piece of a word ("frog"), "word#k" for its k-th repeat, the column index otherwise
 (non-final pieces of a split word, numbers, punctuation). The payload builder checks that round trip itself.
+A group's words are subject items too (ae_lib.targets), so the same item goes into the Groups box.
 """
 
 from __future__ import annotations
@@ -168,16 +170,23 @@ class TokenTableUI:
 
     def wire_subjects(self, subjects: Any) -> None:
         """Name the Subjects box to JS and re-highlight when its value changes (typing, paste, infotext)."""
-        if not getattr(subjects, "elem_id", None):
-            msg = "the Subjects textbox needs an elem_id for the token table"
+        self._wire("subjects", subjects, "subjectsChanged")
+
+    def wire_groups(self, groups: Any) -> None:
+        """Name the Groups box to JS (shift-clicks write there) and re-highlight when its value changes."""
+        self._wire("groups", groups, "groupsChanged")
+
+    def _wire(self, name: str, box: Any, handler: str) -> None:
+        if not getattr(box, "elem_id", None):
+            msg = f"the {name} textbox needs an elem_id for the token table"
             raise ValueError(msg)
-        self.ids["subjects"] = subjects.elem_id
+        self.ids[name] = box.elem_id
         self.container.value = _container_html(self.tab, self.ids)  # read when the page config is built
-        subjects.change(
+        box.change(
             fn=None,
-            inputs=[subjects],
+            inputs=[box],
             outputs=[],
-            _js=f"(v) => {{ window.attendExcite?.subjectsChanged({json.dumps(self.tab)}, v); return []; }}",
+            _js=f"(v) => {{ window.attendExcite?.{handler}({json.dumps(self.tab)}, v); return []; }}",
             queue=False,
             show_progress="hidden",
             api_name=False,
@@ -226,7 +235,9 @@ def _wire_tokenize(tab: str, triggers: Sequence[Any], prompt: Any, payload: Any)
 
 
 def attach(tab: str, elem_id: ElemId, controls: Mapping[str, Any]) -> TokenTableUI:
-    """build_token_table + wire_subjects(controls["subjects"]): the call for ae_webui.ui.build's `extra`."""
+    """build_token_table + wire_subjects / wire_groups: the call for ae_webui.ui.build's `extra`."""
     table = build_token_table(tab, elem_id)
     table.wire_subjects(controls["subjects"])
+    if "groups" in controls:
+        table.wire_groups(controls["groups"])
     return table

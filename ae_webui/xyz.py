@@ -22,7 +22,7 @@ from ae_webui.state import LOG
 OVERRIDES = "ae_overrides"
 PREFIX = "[Attend and Excite] "
 AXES = (("enabled", "On/off", bool), ("subjects", "Subjects", str), ("step_size", "Step size", float),
-        ("steps_altered", "Steps altered", float))
+        ("steps_altered", "Steps altered", float), ("objective", "Objective", str), ("groups", "Groups", str))
 
 
 def _apply(name: str):
@@ -72,11 +72,20 @@ def register_axes() -> None:
         kwargs: dict[str, Any] = {"confirm": _confirm(name)}
         if kind is bool:
             kwargs = {"choices": lambda: ["True", "False"]}
+        elif SPECS[name].choices:  # a dropdown of the parameter model's values (the objectives)
+            kwargs["choices"] = _choices(name)
         if fmt is None:  # neither keyword: the formatter is the fourth positional parameter in every host
             option = module.AxisOption(PREFIX + label, _axis_type(kind), _apply(name), _format(name), **kwargs)
         else:
             option = module.AxisOption(PREFIX + label, _axis_type(kind), _apply(name), **{fmt: _format(name)}, **kwargs)
         module.axis_options.append(option)
+
+
+def _choices(name: str):
+    def choices() -> list[str]:
+        return list(SPECS[name].choices)
+
+    return choices
 
 
 def _format_keyword(axis_option: Any) -> str | None:

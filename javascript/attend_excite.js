@@ -2,9 +2,11 @@
 //
 // The Python side (ae_webui/token_table.py) renders one static <div class="ae-token-table"> per tab whose
 // data-ae-* attributes name that tab's parts by elem id: a hidden button whose gradio event reads the prompt
-// (promptText), tokenizes it with the loaded model and hands the JSON payload back (render); and the Subjects
-// textbox (data-ae-subjects). Clicking a token adds or removes its Subjects item and fires the textbox's own
-// input event (updateInput) so gradio sees the change. Only one global: window.attendExcite.
+// (promptText), tokenizes it with the loaded model and hands the JSON payload back (render); the Subjects
+// textbox (data-ae-subjects) and the Groups textbox (data-ae-groups). Clicking a token adds or removes its Subjects
+// item; shift-clicking it (or clicking in groups mode, the head's toggle) adds it to the current group (the last
+// group of Groups; "New group" starts one) or removes it from its group. Each change fires the textbox's own
+// input event (updateInput) so gradio sees it. Only one global: window.attendExcite.
 (function() {
     "use strict";
 
@@ -13,7 +15,7 @@
     }
 
     var DEBOUNCE_MS = 500;
-    var tabs = {}; // tab name -> {el, ids, payload, refs, requested, rendered, subjects, timer}
+    var tabs = {}; // tab name -> {el, ids, payload, refs, requested, rendered, subjects, groups, groupMode, timer}
     var seen = new WeakSet(); // DOM nodes already set up: init is idempotent across UI updates
 
     function app() {
@@ -36,6 +38,11 @@
     function subjectsBox(tab) {
         var st = tabs[tab];
         return st ? textarea(st.ids.subjects) : null;
+    }
+
+    function groupsBox(tab) {
+        var st = tabs[tab];
+        return st && st.ids.groups ? textarea(st.ids.groups) : null;
     }
 
     function fireInput(el) {
@@ -68,6 +75,30 @@
         var m = /^(.+?)#(\d+)$/.exec(text);
         var key = m && Number(m[2]) === 1 ? m[1] : text; // "frog#1" is "frog"
         return Object.prototype.hasOwnProperty.call(st.refs, key) ? st.refs[key] : null;
+    }
+
+    // --- Groups spec, as ae_lib.targets.split_groups reads it: ';' between groups, each a subject spec --------
+
+    // Each group's items; a trailing ";" keeps an empty last group: the group the next word starts.
+    function parseGroups(spec) {
+        var parts = (spec || "").split(";");
+        var groups = [];
+        parts.forEach(function(part, i) {
+            var items = rawItems(part);
+            if (items.length || (i === parts.length - 1 && i > 0)) {
+                groups.push(items);
+            }
+        });
+        return groups;
+    }
+
+    function formatGroups(groups) {
+        var kept = groups.filter(function(items, i) {
+            return items.length || i === groups.length - 1; // an emptied group goes, the open last one stays
+        });
+        return kept.map(function(items) {
+            return items.join(" ");
+        }).join("; "); // an open last group ends the text with "; "
     }
 
     // --- tokenizing round trip -----------------------------------------------------------------------------
@@ -143,7 +174,8 @@
         st.rendered = payload.prompt;
         indexRefs(st, payload);
         var focused = focusedColumn(st.el);
-        st.el.replaceChildren(head(payload), body(payload));
+        st.el.replaceChildren(head(st, payload), body(payload));
+        showMode(st);
         refocus(st.el, focused);
         highlight(tab);
         if (currentPrompt(tab) !== payload.prompt) {
@@ -175,7 +207,7 @@
         return el;
     }
 
-    function head(payload) {
+    function head(st, payload) {
         var el = node("div", "ae-tt-head");
         if (payload.error) {
             el.appendChild(node("span", "ae-tt-error", payload.error));
@@ -183,9 +215,40 @@
         }
         var chunks = payload.chunks === 1 ? "1 chunk" : payload.chunks + " chunks";
         el.appendChild(node("span", "ae-tt-summary", payload.columns + " columns, " + chunks));
-        el.appendChild(node("span", "ae-tt-hint", "Click a token to add or remove it as a subject."));
+        el.appendChild(node("span", "ae-tt-hint", hintText(st)));
+        if (st.ids.groups) {
+            el.appendChild(headButton("ae-tt-groupmode", "Groups mode", "Clicks build groups (as shift-clicks do)"));
+            el.appendChild(headButton("ae-tt-newgroup", "New group", "The next word starts a new group in Groups"));
+        }
         el.appendChild(node("span", "ae-tt-missing"));
         return el;
+    }
+
+    function hintText(st) {
+        if (!st.ids.groups) {
+            return "Click a token to add or remove it as a subject.";
+        }
+        return st.groupMode ? "Click a token to add it to the current group, or remove it from its group." :
+            "Click a token to add or remove it as a subject; shift-click adds it to the current group.";
+    }
+
+    function headButton(cls, text, title) {
+        var el = node("button", "ae-tt-btn " + cls, text);
+        el.type = "button";
+        el.title = title;
+        return el;
+    }
+
+    function showMode(st) {
+        var toggle = st.el.querySelector(".ae-tt-groupmode");
+        if (toggle) {
+            toggle.setAttribute("aria-pressed", st.groupMode ? "true" : "false");
+            toggle.classList.toggle("ae-on", st.groupMode);
+        }
+        var hint = st.el.querySelector(".ae-tt-hint");
+        if (hint) {
+            hint.textContent = hintText(st);
+        }
     }
 
     function body(payload) {
@@ -214,7 +277,7 @@
         el.dataset.col = String(item.c);
         el.dataset.ref = item.r;
         el.setAttribute("aria-pressed", "false");
-        el.title = "column " + item.c + ": adds \u201c" + item.r + "\u201d to Subjects";
+        el.title = "column " + item.c + ": adds \u201c" + item.r + "\u201d to Subjects (shift-click: to the current group)";
         el.appendChild(node("span", "ae-tok-text", item.t || "\u00b7"));
         el.appendChild(node("span", "ae-tok-col", String(item.c)));
         return el;
@@ -263,23 +326,53 @@
         return {cols: cols, missing: missing};
     }
 
-    function highlight(tab, value) {
+    // {column: its group's number (from 1)} and the group items not in this prompt.
+    function groupedColumns(st, spec) {
+        var cols = {};
+        var missing = [];
+        parseGroups(spec).forEach(function(items, g) {
+            items.forEach(function(item) {
+                var col = resolve(st, item);
+                if (col === null) {
+                    missing.push(item);
+                } else {
+                    cols[col] = g + 1;
+                }
+            });
+        });
+        return {cols: cols, missing: missing};
+    }
+
+    // `value`: the Subjects value (undefined: read the box); `groupsValue`: the Groups value, likewise.
+    function highlight(tab, value, groupsValue) {
         var st = tabs[tab];
         if (!st || !st.payload) {
             return;
         }
         var box = subjectsBox(tab);
         var spec = value !== undefined ? value : (box ? box.value : "");
+        var gbox = groupsBox(tab);
+        var gspec = groupsValue !== undefined ? groupsValue : (gbox ? gbox.value : "");
         st.subjects = spec;
+        st.groups = gspec;
         var sel = selectedColumns(st, spec);
+        var grouped = groupedColumns(st, gspec);
         st.el.querySelectorAll("button.ae-tok").forEach(function(b) {
             var on = sel.cols.has(Number(b.dataset.col));
             b.classList.toggle("ae-selected", on);
             b.setAttribute("aria-pressed", on ? "true" : "false");
+            var group = grouped.cols[b.dataset.col];
+            b.classList.toggle("ae-grouped", group !== undefined);
+            if (group !== undefined) {
+                b.dataset.group = String(group);
+            } else {
+                delete b.dataset.group;
+            }
         });
         var missing = st.el.querySelector(".ae-tt-missing");
         if (missing) {
-            missing.textContent = sel.missing.length ? "Not in this prompt: " + sel.missing.join(", ") : "";
+            var all = sel.missing.concat(grouped.missing);
+            missing.textContent = all.length ? "Not in this prompt: " + all.join(", ") : "";
         }
     }
 
@@ -305,10 +398,67 @@
         highlight(tab, box.value);
     }
 
+    // Groups mode / shift-click: the word leaves its group if it is in one, else joins the current (last) group.
+    function toggleGroup(tab, col, ref) {
+        var st = tabs[tab];
+        var box = groupsBox(tab);
+        if (!st || !box) {
+            return;
+        }
+        var groups = parseGroups(box.value);
+        var found = false;
+        groups = groups.map(function(items) {
+            return items.filter(function(item) {
+                var hit = resolve(st, item) === col;
+                found = found || hit;
+                return !hit;
+            });
+        });
+        if (!found) {
+            if (!groups.length) {
+                groups.push([]);
+            }
+            groups[groups.length - 1].push(ref);
+        }
+        setGroups(tab, box, formatGroups(groups));
+    }
+
+    function newGroup(tab) {
+        var box = groupsBox(tab);
+        if (!box) {
+            return;
+        }
+        var groups = parseGroups(box.value);
+        if (groups.length && groups[groups.length - 1].length) {
+            groups.push([]);
+            setGroups(tab, box, formatGroups(groups));
+        }
+    }
+
+    function setGroups(tab, box, value) {
+        box.value = value;
+        fireInput(box);
+        highlight(tab, undefined, box.value);
+    }
+
     function onTableClick(tab, e) {
+        var st = tabs[tab];
+        if (e.target.closest(".ae-tt-groupmode")) {
+            st.groupMode = !st.groupMode;
+            showMode(st);
+            return;
+        }
+        if (e.target.closest(".ae-tt-newgroup")) {
+            newGroup(tab);
+            return;
+        }
         var b = e.target.closest("button.ae-tok");
         if (b && this.contains(b)) {
-            toggle(tab, Number(b.dataset.col), b.dataset.ref);
+            if ((e.shiftKey || st.groupMode) && groupsBox(tab)) {
+                toggleGroup(tab, Number(b.dataset.col), b.dataset.ref);
+            } else {
+                toggle(tab, Number(b.dataset.col), b.dataset.ref);
+            }
         }
     }
 
@@ -336,10 +486,14 @@
 
     function setup(el) {
         var tab = el.dataset.aeTab;
-        var ids = {button: el.dataset.aeButton, subjects: el.dataset.aeSubjects, refresh: el.dataset.aeRefresh};
+        var ids = {
+            button: el.dataset.aeButton, subjects: el.dataset.aeSubjects, groups: el.dataset.aeGroups,
+            refresh: el.dataset.aeRefresh,
+        };
         var old = tabs[tab] || {};
         tabs[tab] = {
             el: el, ids: ids, payload: null, refs: {}, selectable: {}, requested: null, rendered: null, timer: old.timer,
+            groupMode: Boolean(old.groupMode),
         };
         el.addEventListener("click", onTableClick.bind(el, tab));
         el.addEventListener("keydown", onTableKey);
@@ -371,11 +525,15 @@
             listen(subjectsBox(tab), "input", function() {
                 highlight(tab);
             });
+            listen(groupsBox(tab), "input", function() {
+                highlight(tab);
+            });
             if (promptBox(tab) && st.requested !== null && currentPrompt(tab) !== st.requested) {
                 schedule(tab);
             }
             var subjects = subjectsBox(tab);
-            if (subjects && st.payload && subjects.value !== st.subjects) {
+            var groups = groupsBox(tab);
+            if (st.payload && ((subjects && subjects.value !== st.subjects) || (groups && groups.value !== st.groups))) {
                 highlight(tab);
             }
         });
@@ -387,6 +545,9 @@
         refresh: requestNow,
         subjectsChanged: function(tab, value) {
             highlight(tab, value);
+        },
+        groupsChanged: function(tab, value) {
+            highlight(tab, undefined, value);
         },
         scan: scan,
     };

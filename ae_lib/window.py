@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ae_lib.engine import StepResult
-from ae_lib.objectives import DEFAULT, ImageTarget, Objective, make
+from ae_lib.objectives import ImageTarget, Objective, make
 from ae_lib.params import AEParams
 from ae_lib.report import ThresholdOutcome, format_scores, thresholds_report
 from ae_lib.schedule import Schedule, StepPlan
@@ -71,18 +71,13 @@ def thresholds_line(image: ImageWindow, schedule: Schedule) -> str:
 def end_of_window_lines(
     images: Mapping[int, ImageWindow], schedule: Schedule, objective: Objective | None = None
 ) -> list[str]:
-    """One console line per image (numbered from 1): its scores (named by what they measure, for an objective
-    other than the paper's), and for an objective with thresholds (the paper's) each threshold: met, not met (after
-    how many iterations, which subjects below), not run, or past the window."""
+    """One console line per image (numbered from 1): its scores, and for an objective with thresholds (the
+    paper's) each threshold: met, not met (after how many iterations, which subjects below), not run, or past the
+    window."""
     objective = objective or make(None, AEParams())
     return [
-        f"A&E image {row + 1}: {measure_prefix(objective)}{format_scores(image.labels, image.scores)}"
+        f"A&E image {row + 1}: {format_scores(image.labels, image.scores)}"
         + (f"; {thresholds_line(image, schedule)}" if objective.reports_thresholds else "")
         for row, image in sorted(images.items())
         if image.scores
     ]
-
-
-def measure_prefix(objective: Objective) -> str:
-    """ "contrast separation: " before the scores of an objective other than the paper's; "" for the paper's."""
-    return "" if objective.name == DEFAULT else f"{objective.name} {objective.measure}: "

@@ -97,3 +97,11 @@ def test_empty_thresholds_mean_no_refinement_and_survive_infotext():
     info = to_infotext(params)
     assert info["AE thresholds"] == "none"  # an empty value would break the WebUI's infotext parser
     assert from_infotext(info).params.threshold_pairs() == []
+
+
+def test_objective_and_groups_round_trip_without_subjects():
+    params = AEParams(enabled=True, objective="contrast", groups="red car; blue bird")
+    info = to_infotext(params)
+    assert info == {"AE objective": "contrast", "AE groups": "red car; blue bird"}  # no "none" subjects to paste
+    assert from_infotext(info).params == params
+    assert from_infotext({"AE groups": "red car"}).params.enabled is False  # not made with A&E's keys alone

@@ -268,3 +268,19 @@ def test_bad_tab_and_subjects_without_id_are_rejected(webui):
         table = token_table.build_token_table("txt2img", _elem_id("txt2img"))
         with pytest.raises(ValueError, match="elem_id"):
             table.wire_subjects(gr.Textbox())
+
+
+def test_groups_box_is_named_to_js_and_rehighlights(webui):
+    import gradio as gr
+
+    ids = _elem_id("txt2img")
+    with gr.Blocks() as demo:
+        subjects = gr.Textbox(elem_id=ids("subjects"))
+        groups = gr.Textbox(elem_id=ids("groups"))
+        table = token_table.attach("txt2img", ids, {"subjects": subjects, "groups": groups})
+    assert table.ids["groups"] == "script_txt2img_attend_and_excite_groups"
+    assert 'data-ae-groups="script_txt2img_attend_and_excite_groups"' in table.container.value
+    changes = [d for d in _dependencies(demo) if d["js"] and "groupsChanged" in d["js"]]
+    assert [(d["targets"], d["trigger"], d["backend_fn"]) for d in changes] == [([groups._id], "change", False)]
+    with gr.Blocks(), pytest.raises(ValueError, match="groups textbox needs an elem_id"):
+        token_table.build_token_table("txt2img", ids).wire_groups(gr.Textbox())

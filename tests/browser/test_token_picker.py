@@ -230,3 +230,61 @@ def test_img2img_has_its_own_table_filled_when_it_shows(browser_page):
     expect(page.locator(f"{ids['subjects']} textarea")).to_have_value("watermelon")
     assert page.locator(f"{_ids('txt2img')['subjects']} textarea").input_value() == before
     assert errors == []
+
+
+def _grouped(page: Any, ids: dict[str, str]) -> list[str]:
+    return page.locator(f"{ids['token_table']} button.ae-tok.ae-grouped").evaluate_all(
+        "els => els.map(e => e.dataset.ref + ':' + e.dataset.group)"
+    )
+
+
+def test_build_groups_by_shift_click_and_in_groups_mode(browser_page):
+    from playwright.sync_api import expect
+
+    page, errors = browser_page
+    ids = _open(page, "txt2img")
+    table = page.locator(ids["token_table"])
+    subjects = page.locator(f"{ids['subjects']} textarea")
+    groups = page.locator("#" + ID.format(tab="txt2img", item="groups") + " textarea")
+    subjects.fill("cat")
+    groups.fill("")
+    page.locator("#txt2img_prompt textarea").fill("a red cat and a blue frog")
+    expect(_token(page, ids, "blue")).to_be_visible()
+
+    # Shift-click: into the current (last) group; Subjects and its highlight stay as they were.
+    _token(page, ids, "red").click(modifiers=["Shift"])
+    _token(page, ids, "cat").click(modifiers=["Shift"])
+    expect(groups).to_have_value("red cat")
+    expect(subjects).to_have_value("cat")
+    assert _pressed(page, ids) == ["cat:true"]
+    table.locator(".ae-tt-newgroup").click()
+    expect(groups).to_have_value("red cat; ")
+
+    # Groups mode: plain clicks build groups; the toggle says so.
+    mode = table.locator(".ae-tt-groupmode")
+    mode.click()
+    expect(mode).to_have_attribute("aria-pressed", "true")
+    _token(page, ids, "blue").click()
+    _token(page, ids, "frog").click()
+    expect(groups).to_have_value("red cat; blue frog")
+    assert _grouped(page, ids) == ["red:1", "cat:1", "blue:2", "frog:2"]
+    page.mouse.move(0, 0)
+    page.screenshot(path=str(SCREENSHOT.with_name("token_groups.png")), full_page=True)
+    _token(page, ids, "cat").click()  # in a group: it leaves it
+    expect(groups).to_have_value("red; blue frog")
+    expect(subjects).to_have_value("cat")
+    page.locator("#txt2img_test_echo_groups_button").click()
+    expect(page.locator("#txt2img_test_echo_groups textarea")).to_have_value("red; blue frog")  # gradio saw it
+
+    # Mode off: clicks pick subjects again.
+    mode.click()
+    expect(mode).to_have_attribute("aria-pressed", "false")
+    _token(page, ids, "frog").click()
+    expect(subjects).to_have_value("cat, frog")
+    expect(groups).to_have_value("red; blue frog")
+
+    # Typing in Groups highlights with the Subjects rules; words not in the prompt are named.
+    groups.fill("(RED:1.1) cat; 7, dog")  # 7: frog's column
+    assert _grouped(page, ids) == ["red:1", "cat:1", "frog:2"]
+    expect(table.locator(".ae-tt-missing")).to_have_text("Not in this prompt: dog")
+    assert errors == []

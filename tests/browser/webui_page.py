@@ -6,8 +6,8 @@ extension's scripts are loaded by modules.scripts, a tiny SD1 model is loaded, a
 `<head>` gets webui_host.js (the WebUI's script.js helpers) and javascript/*.js, the body style.css, by
 patching gradio's TemplateResponse as modules/ui_gradio_extensions.py:reload_javascript does.
 
-Each tab also has a test-only "echo" button that copies the Subjects value through Python, to show that
-gradio (not just the DOM) holds what the token table wrote.
+Each tab also has a test-only "echo" button that copies the Subjects and Groups values through Python, to show
+that gradio (not just the DOM) holds what the token table wrote.
 
 Run: python -m tests.browser.webui_page --port 7860  (prints "READY <url>" once serving).
 """
@@ -56,9 +56,9 @@ def patch_template_response(gr: Any) -> None:
     gr.routes.templates.TemplateResponse = template_response
 
 
-def _subjects(runner: Any) -> Any:
+def _control(runner: Any, name: str) -> Any:
     script = next(s for s in runner.alwayson_scripts if s.title() == SCRIPT_TITLE)
-    return next(c for c in script.controls if (getattr(c, "elem_id", None) or "").endswith("_subjects"))
+    return next(c for c in script.controls if (getattr(c, "elem_id", None) or "").endswith(f"_{name}"))
 
 
 def _tab(gr: Any, runner: Any, tab: str, is_img2img: bool) -> None:
@@ -68,7 +68,11 @@ def _tab(gr: Any, runner: Any, tab: str, is_img2img: bool) -> None:
     runner.setup_ui()
     echo = gr.Textbox(label="Subjects as Python sees them", elem_id=f"{tab}_test_echo")
     gr.Button("Echo subjects", elem_id=f"{tab}_test_echo_button").click(
-        lambda value: value, inputs=[_subjects(runner)], outputs=[echo]
+        lambda value: value, inputs=[_control(runner, "subjects")], outputs=[echo]
+    )
+    echo_groups = gr.Textbox(label="Groups as Python sees them", elem_id=f"{tab}_test_echo_groups")
+    gr.Button("Echo groups", elem_id=f"{tab}_test_echo_groups_button").click(
+        lambda value: value, inputs=[_control(runner, "groups")], outputs=[echo_groups]
     )
 
 

@@ -185,3 +185,47 @@ def test_clip_skip_one_and_two_columns_and_scores(skip_host: Live) -> None:
         assert not np.array_equal(words[skip].pixels(), plain[skip].pixels()), f"Clip skip {skip}: A&E moved nothing"
     assert not np.array_equal(plain[1].pixels(), plain[2].pixels()), "the host ignored the Clip skip override"
     assert scores_of(words[1]) != scores_of(words[2]), "A&E scored the same cond under both Clip skips"
+
+
+# The objective and its groups (ae_webui's inputs and reporting; the objectives' own effect is tested per objective).
+GROUPS_PROMPT = "a red cat and a blue frog"
+OBJECTIVE_HOSTS = ["a1111-sd1"]
+
+
+@pytest.fixture(scope="module", params=OBJECTIVE_HOSTS)
+def objective_host(request: pytest.FixtureRequest) -> Live:
+    return select(request, request.param)
+
+
+def test_objective_with_groups_acts_reports_its_measure_and_round_trips(objective_host: Live) -> None:
+    from ae_lib.params import FIELD_NAMES, AEParams
+
+    webui = objective_host.webui
+    base = {"prompt": GROUPS_PROMPT}
+    values = {"objective": "contrast", "groups": "red cat; blue frog", "thresholds": "0:0.05", "max_refine": 2}
+    plain = generate(webui, base)
+    on = generate(webui, {**base, "alwayson_scripts": ae(**values)})
+    info = on.infotexts[0]
+    assert on.infotext_value("AE error") is None, info
+    assert (on.infotext_value("AE objective"), on.infotext_value("AE groups")) == ("contrast", "red cat; blue frog")
+    assert on.infotext_value("AE measure") == "separation", info
+    scores = on.infotext_value("AE scores") or ""
+    assert [item.rsplit(" ", 1)[0] for item in scores.split(", ")] == ["red", "cat", "blue", "frog"], info
+    assert not np.array_equal(plain.pixels(), on.pixels()), "the objective must move the sampler's latent"
+    # Paste-back reads the image's parameters as the host parses them; the positional API takes the new fields last.
+    read = webui.post("/sdapi/v1/png-info", {"image": "data:image/png;base64," + on.images[0]})["parameters"]
+    assert (read["AE objective"], read["AE groups"], read["AE measure"]) == ("contrast", "red cat; blue frog",
+                                                                            "separation")
+    positional = [getattr(AEParams(enabled=True, **values), name) for name in FIELD_NAMES]
+    again = generate(webui, {**base, "alwayson_scripts": {"attend and excite": {"args": positional}}})
+    assert again.infotexts == on.infotexts and close(again.pixels(), on.pixels())
+
+
+def test_a_bad_group_is_named_and_the_image_is_made(objective_host: Live) -> None:
+    plain = generate(objective_host.webui, {"prompt": GROUPS_PROMPT})
+    gen = generate(objective_host.webui, {"prompt": GROUPS_PROMPT, "alwayson_scripts": ae(
+        objective="contrast", groups="red dog; blue frog")})
+    assert len(gen.images) == 1
+    assert gen.infotext_value("AE error") == (
+        "image 1 ran without A&E: group 'red dog': 'dog' is not a word of the prompt"), gen.infotexts[0]
+    assert gen.infotext_value("AE scores") is None and np.array_equal(gen.pixels(), plain.pixels())

@@ -71,7 +71,8 @@ def test_xyz_axes(sd1: Live) -> None:
     script = next(s for s in sd1.webui.get("/sdapi/v1/script-info") if s["name"] == XYZ and not s["is_img2img"])
     choices = next(a for a in script["args"] if a["label"] == "X type")["choices"]
     ours = [c for c in choices if c.startswith("[Attend and Excite] ")]
-    assert ours == [f"[Attend and Excite] {n}" for n in ("On/off", "Subjects", "Step size", "Steps altered")]
+    names = ("On/off", "Subjects", "Step size", "Steps altered", "Objective", "Groups")
+    assert ours == [f"[Attend and Excite] {n}" for n in names]
     axes = {"X": (ours[2], "0, 30"), "Y": (ours[0], "True, False")}
     payload = {"prompt": PROMPT, "script_name": XYZ, "script_args": _xyz_args(sd1.webui, axes),
                "alwayson_scripts": ae(subjects="cat, frog")}
@@ -83,6 +84,28 @@ def test_xyz_axes(sd1: Live) -> None:
     assert on == [True, True, False, False], "no A&E keys left over in the cells it is off"
     assert not np.array_equal(gen.pixels(1), gen.pixels(2))
     assert np.array_equal(gen.pixels(3), gen.pixels(4)), "off is off, whatever the step size"
+
+
+def test_xyz_objective_axis_offers_the_objectives(sd1: Live) -> None:
+    from ae_lib.objectives import OBJECTIVES
+
+    if sd1.target.host != "a1111":
+        pytest.skip("the objective's inputs are one code path in every WebUI: run in A1111 only")
+    script = next(s for s in sd1.webui.get("/sdapi/v1/script-info") if s["name"] == XYZ and not s["is_img2img"])
+    assert "[Attend and Excite] Objective" in next(a for a in script["args"] if a["label"] == "X type")["choices"]
+    axes = {"X": ("[Attend and Excite] Objective", "excite, contrast"),
+            "Y": ("[Attend and Excite] Groups", "cat frog")}
+    payload = {"prompt": PROMPT, "script_name": XYZ, "script_args": _xyz_args(sd1.webui, axes),
+               "alwayson_scripts": ae(subjects="cat, frog", thresholds="0:0.05", max_refine=2)}
+    gen = generate(sd1.webui, payload)
+    assert len(gen.images) == 3, gen.infotexts
+    assert [gen.infotext_value("AE objective", i) for i in (1, 2)] == [None, "contrast"], gen.infotexts
+    assert "the excite objective takes no groups" in (gen.infotext_value("AE error", 1) or ""), gen.infotexts[1]
+    assert gen.infotext_value("AE measure", 2) == OBJECTIVES["contrast"].measure, gen.infotexts[2]
+    bad = {"prompt": PROMPT, "script_name": XYZ,
+           "script_args": _xyz_args(sd1.webui, {"X": ("[Attend and Excite] Objective", "nope")})}
+    with pytest.raises(RuntimeError, match="'nope' is not one of"):
+        generate(sd1.webui, bad)
 
 
 def test_xyz_rejects_a_bad_axis_value(sd1: Live) -> None:

@@ -32,7 +32,8 @@ def _format_number(score: float, digits: int) -> str:
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    return f"{value:.{digits}f}"
+    text = f"{value:.{digits}f}"
+    return text.removeprefix("-") if float(text) == 0 else text  # "-0.00": a measure that can be negative, ~0
 
 
 def format_scores(labels: Sequence[str], scores: Sequence[float], digits: int = DIGITS) -> str:

@@ -110,3 +110,8 @@ def test_thresholds_report_says_which_applied_and_whether_each_was_met():
     assert past_only == "thresholds: 0.9 at step 2 not applied (past the window, steps 0-1)"
     assert thresholds_report(planned, {}, {}, 2, 0) == "thresholds not applied (max refinement iterations is 0)"
     assert thresholds_report({}, {}, {}, 2, 20) == "no thresholds"
+
+
+def test_a_negative_zero_is_written_as_zero():
+    """A measure that can be negative (contrast's separation) rounds tiny negatives to 0.00, not -0.00."""
+    assert format_scores(["red", "car"], [-0.001, -0.5]) == "red 0.00, car -0.50"

@@ -103,3 +103,42 @@ def test_pick_tokens_generate_and_read_the_scores(sd1: Live, page: tuple[Any, li
     tab.screenshot(path=str(shot), full_page=True)
     ours = [e for e in errors if any(k in e for k in OURS)]
     assert ours == [], ours
+
+
+def test_build_groups_by_clicking_tokens_and_generate(sd1: Live, page: tuple[Any, list[str]]) -> None:
+    from playwright.sync_api import expect
+
+    tab, errors = page
+    tab.locator("#txt2img_prompt textarea").fill("a red cat and a blue frog")
+    tab.locator(f"{_id('enable')} .label-wrap").first.click()
+    table = tab.locator(_id("token_table"))
+    token = lambda ref: table.locator(f'button.ae-tok[data-ref="{ref}"]')  # noqa: E731
+    expect(token("frog")).to_be_visible(timeout=60_000)
+    objective = tab.locator(f"{_id('objective')} input").first
+    objective.click()
+    objective.fill("contrast")
+    objective.press("Enter")
+    token("red").click(modifiers=["Shift"])
+    token("cat").click(modifiers=["Shift"])
+    table.locator(".ae-tt-newgroup").click()
+    table.locator(".ae-tt-groupmode").click()
+    token("blue").click()
+    token("frog").click()
+    expect(tab.locator(f"{_id('groups')} textarea")).to_have_value("red cat; blue frog")
+    expect(tab.locator(f"{_id('subjects')} textarea")).to_have_value("")
+    for box, value in (("#txt2img_width input[type=number]", "64"), ("#txt2img_height input[type=number]", "64"),
+                       ("#txt2img_steps input[type=number]", "4")):
+        tab.locator(box).first.fill(value)
+        tab.locator(box).first.press("Enter")
+    tab.locator("#txt2img_generate").click()
+    info = tab.locator("#html_info_txt2img").first
+    try:
+        scores = re.compile(r'AE scores: "red -?\d\.\d+, cat -?\d\.\d+, blue -?\d\.\d+, frog -?\d\.\d+"')
+        expect(info).to_contain_text(scores, timeout=240_000)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n--- the host's log:\n{sd1.webui.log_tail(80)}") from None
+    expect(info).to_contain_text("AE groups: red cat; blue frog")
+    expect(info).to_contain_text("AE objective: contrast")
+    expect(info).to_contain_text("AE measure: separation")
+    ours = [e for e in errors if any(k in e for k in OURS)]
+    assert ours == [], ours

@@ -24,6 +24,7 @@ NO_REFINE = {"thresholds": "none", "max_refine": 0}  # "none": as infotext write
 # An objective that takes groups, and one that takes none: whichever the registry has.
 GROUPED = next(n for n, kind in OBJECTIVES.items() if kind.takes_groups)
 UNGROUPED = next(n for n, kind in OBJECTIVES.items() if not kind.takes_groups)
+EVERY_GROUPED = [n for n, kind in OBJECTIVES.items() if kind.takes_groups]
 
 
 @pytest.fixture(autouse=True)
@@ -50,13 +51,14 @@ def test_the_accordion_has_an_objective_dropdown_with_every_objective_and_a_grou
     assert GROUPED in by_id["groups"].placeholder
 
 
-def test_groups_act_and_the_info_names_the_objective_and_its_measure():
+@pytest.mark.parametrize("objective", EVERY_GROUPED)
+def test_groups_act_and_the_info_names_the_objective_and_its_measure(objective):
     plain, _ = run_txt2img(None, **FAST)
-    params = ae("", objective=GROUPED, groups="red cat; blue frog", **NO_REFINE)
+    params = ae("", objective=objective, groups="red cat; blue frog", **NO_REFINE)
     processed, _ = run_txt2img(params, **FAST)
     info = processed.infotexts[0]
-    assert info_value(info, "AE objective") == GROUPED and info_value(info, "AE groups") == "red cat; blue frog"
-    assert info_value(info, "AE measure") == OBJECTIVES[GROUPED].measure, info
+    assert info_value(info, "AE objective") == objective and info_value(info, "AE groups") == "red cat; blue frog"
+    assert info_value(info, "AE measure") == OBJECTIVES[objective].measure, info
     assert "AE subjects" not in info, "no subjects given: none written (paste-back gives an empty box)"
     assert info_value(info, "AE error") is None, info
     labels = [item.split(" ")[0] for item in info_value(info, "AE scores").split(", ")]
@@ -139,8 +141,9 @@ def test_xyz_objective_axis_offers_the_objectives_and_groups_is_text():
     assert info_value(infos[0], "AE error") is None and info_value(infos[0], "AE scores"), infos[0]
 
 
-def test_attention_map_grid_for_a_grouped_objective():
-    params = ae("", objective=GROUPED, groups="red cat; blue frog", save_maps=True, **NO_REFINE)
+@pytest.mark.parametrize("objective", EVERY_GROUPED)
+def test_attention_map_grid_for_a_grouped_objective(objective):
+    params = ae("", objective=objective, groups="red cat; blue frog", save_maps=True, **NO_REFINE)
     processed, _ = run_txt2img(params, **FAST)
     assert len(processed.images) == 2, "the image, then its maps grid"
     paper, _ = run_txt2img(ae("cat, frog", save_maps=True, **NO_REFINE), **FAST)

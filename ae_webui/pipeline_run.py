@@ -31,6 +31,7 @@ from ae_diffusers.tokens import token_rule
 from ae_lib.autograd import grad_scope
 from ae_lib.capture import attention_res_problem, target_grid
 from ae_lib.engine import AttendExcite, ImageTarget
+from ae_lib.objectives import make
 from ae_lib.targets import build_target
 from ae_lib.window import end_of_window_lines, record_step
 from ae_webui import pipeline_prompts, settings
@@ -127,7 +128,7 @@ class PipelineRun:
             self.state.warn(f"A&E did not act: no UNet call of the pipeline reached an A&E step "
                             f"({call.start}-{window - 1})")
         if call.acted:
-            for line in end_of_window_lines(self.state.images, call.engine.schedule):
+            for line in end_of_window_lines(self.state.images, call.engine.schedule, call.engine.objective):
                 LOG.info(line)
 
     # -- the UNet pre-hook ---------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ class PipelineRun:
             return None
         call.acted += 1
         grid = target_grid(tuple(cond_input.shape[-2:]), self.state.params.attention_res)
-        record_step(self.state.images, result, targets, grid, call.engine.schedule.plan(index))
+        record_step(self.state.images, result, targets, grid, call.engine.objective, call.engine.schedule.plan(index))
         for message in result.skipped.values():
             self.state.warn(f"half precision: {message}")
         return z0, result.latent.to(z0.dtype)
@@ -246,7 +247,7 @@ class PipelineRun:
         call.start = _first_index(scheduler.timesteps, timestep)
         schedule = pipeline_schedule(params, call.steps, calls)
         call.engine = AttendExcite(self.unet, params, schedule, keep_maps=params.save_maps,
-                                   checkpoint=settings.checkpointing())
+                                   checkpoint=settings.checkpointing(), objective=make(params.objective, params))
         for report in self.state.images.values():  # the hires pass has its own schedule: its own threshold outcomes
             report.thresholds = {}
         return call

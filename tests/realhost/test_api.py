@@ -189,7 +189,7 @@ def test_clip_skip_one_and_two_columns_and_scores(skip_host: Live) -> None:
 
 # The objective and its groups (ae_webui's inputs and reporting; the objectives' own effect is tested per objective).
 GROUPS_PROMPT = "a red cat and a blue frog"
-OBJECTIVE_HOSTS = ["a1111-sd1"]
+OBJECTIVE_HOSTS = ["a1111-sd1", "sdnext-sd15"]  # the WebUIs' two sampling paths: the CFG denoiser, a diffusers pipeline
 
 
 @pytest.fixture(scope="module", params=OBJECTIVE_HOSTS)

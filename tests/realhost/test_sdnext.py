@@ -137,7 +137,8 @@ def test_the_xyz_script_runs_our_axes(sdnext: WebUI) -> None:
     info = next(i for i in sdnext.get("/sdapi/v1/script-info") if i["name"] == XYZ and not i["is_img2img"])
     x_type = next(a for a in info["args"] if a["label"] == "X type")
     ours = [c for c in x_type["choices"] if c.startswith("[Attend and Excite] ")]
-    assert ours == [f"[Attend and Excite] {label}" for label in ("On/off", "Subjects", "Step size", "Steps altered")]
+    labels = ("On/off", "Subjects", "Step size", "Steps altered", "Objective", "Groups")
+    assert ours == [f"[Attend and Excite] {label}" for label in labels]
     args = [a.get("value") for a in info["args"]]  # the UI's defaults, then X = our step size axis
     args[0], args[1] = x_type["choices"].index("[Attend and Excite] Step size"), "5, 10"
     out = _run(sdnext, {"script_name": XYZ, "script_args": args,

@@ -20,7 +20,7 @@ from tests.realhost.test_page import CHROMIUM, CHROMIUM_ARGS, OURS, _only_local
 
 pytestmark = [pytest.mark.realhost, pytest.mark.browser]
 CONTROLS = ("subjects", "steps_altered", "thresholds", "step_size", "max_refine", "smoothing", "sigma",
-            "attention_res", "hires", "save_maps")
+            "attention_res", "hires", "save_maps", "objective", "groups")
 
 
 @pytest.fixture
@@ -71,6 +71,10 @@ def test_accordion_controls_and_token_table(sdnext: WebUI, page: tuple[Any, list
         raise AssertionError(f"{error}\n--- the host's log:\n{sdnext.log_tail(60)}") from None
     expect(table.locator(".ae-tok[data-col='2']")).to_contain_text("cat")
     expect(table.locator(".ae-tok[data-col='5']")).to_contain_text("frog")
+    for column in (2, 5):  # shift-click: the words go into Groups, Subjects stays as it was
+        table.locator(f".ae-tok[data-col='{column}']").click(modifiers=["Shift"])
+    expect(tab.locator(f"{ours}groups textarea").first).to_have_value("cat frog")
+    expect(tab.locator(f"{ours}subjects textarea").first).to_have_value("")
     assert tab.locator("#script_img2img_attend_and_excite_subjects").count() == 1, "img2img has its accordion"
     shot = ROOT / "artifacts" / "real_sdnext_page.png"
     shot.parent.mkdir(exist_ok=True)

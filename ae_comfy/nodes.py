@@ -27,7 +27,9 @@ class AttendAndExcite:
     DESCRIPTION = (
         "Attend-and-Excite (Chefer et al. 2023): during the first part of sampling, nudges the latent so that "
         "every named subject of the prompt gets a strong cross-attention peak. Connect MODEL to the sampler's "
-        "model and CONDITIONING to its positive input. Works with SD1.x, SD2.x and SDXL."
+        "model and CONDITIONING to its positive input. Works with SD1.x, SD2.x and SDXL. The objective input "
+        "picks what the nudges minimise (excite: the paper; the others bind the words of each group, e.g. "
+        "'red car; blue bird')."
     )
     CATEGORY = CATEGORY
     FUNCTION = "apply"
@@ -48,6 +50,7 @@ class AttendAndExcite:
                                     "tooltip": "The prompt, e.g. 'a cat and a frog'."}),
                 **param_inputs(),
             },
+            "optional": param_inputs(optional=True),  # absent from older workflows: their defaults apply
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
@@ -74,10 +77,11 @@ class AttendAndExcite:
 
 
 class AttendAndExciteMaps:
-    """Each subject's attention map (first altered step, end of the window) over the decoded images."""
+    """The objective's attention maps (first altered step, end of the window) over the decoded images."""
 
     DESCRIPTION = ("The attention maps of the last run of an Attend and Excite MODEL, over the decoded images: "
-                   "one grid per image, a row per time point, a column per subject, with the scores.")
+                   "one grid per image, a row per time point, a column per subject (or group word), with the "
+                   "objective's measure.")
     CATEGORY = CATEGORY
     FUNCTION = "render"
     RETURN_TYPES = ("IMAGE",)
@@ -97,11 +101,13 @@ class AttendAndExciteMaps:
         from PIL import Image
 
         from ae_lib.heatmap import render_heatmap_grid
+        from ae_lib.objective_report import absolute_maps
 
         patch = find_patch(model)
         if patch is None:
             raise ValueError("Attend and Excite maps: this MODEL does not come from an Attend and Excite node")
         report = patch.report
+        stretch = not absolute_maps(report.objective)
         grids = []
         for b in range(images.shape[0]):
             image = report.images.get(b)
@@ -109,7 +115,8 @@ class AttendAndExciteMaps:
                 continue
             pixels = (images[b].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
             grid = render_heatmap_grid(Image.fromarray(pixels), image.labels, image.first_maps, image.last_maps,
-                                       scores_first=image.first_scores, scores_end=image.scores)
+                                       scores_first=image.first_scores, scores_end=image.scores,
+                                       per_map_scale=stretch)
             grids.append(torch.from_numpy(_array(grid)).float() / 255.0)
         text = report.text()
         if not grids:

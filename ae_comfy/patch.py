@@ -29,13 +29,13 @@ from ae_comfy.placement import Placement, candidates, locate, whole_run
 from ae_lib.capture import attention_res_problem, find_cross_attention
 from ae_lib.driver import StepDriver
 from ae_lib.engine import NoGradientError
-from ae_lib.objectives import ImageTarget
+from ae_lib.objective_report import image_line
+from ae_lib.objectives import DEFAULT, ImageTarget
 from ae_lib.params import AEParams
 from ae_lib.refusals import no_cross_attention, options_problem
-from ae_lib.report import format_scores
 from ae_lib.schedule import Schedule
 from ae_lib.steps import CallRule, step_of_call
-from ae_lib.window import ImageWindow, thresholds_line
+from ae_lib.window import ImageWindow
 
 LOG = logging.getLogger("attend_and_excite")
 KEY = "attend_and_excite"
@@ -44,8 +44,10 @@ CHURN = math.sqrt(2)  # samplers with s_churn evaluate at sigma_hat <= sqrt(2) *
 
 @dataclass
 class RunReport:
-    """What one sampling run did: per image scores and maps, warnings, and the steps A&E altered."""
+    """What one sampling run did: per image its objective's measures and maps, warnings, and the steps A&E
+    altered."""
 
+    objective: str = DEFAULT
     sampler: str = ""
     label: str = ""  # which sampler node ran it ("sampler #5"), where ComfyUI says
     placement: Placement | None = None
@@ -60,8 +62,7 @@ class RunReport:
         lines = []
         for b, image in sorted(self.images.items()):
             if image.scores:
-                thresholds = f"; {thresholds_line(image, self.schedule)}" if self.schedule is not None else ""
-                lines.append(f"image {b + 1}: {format_scores(image.labels, image.scores)}{thresholds}")
+                lines.append(image_line(b, image, self.objective, self.schedule))
         return [*lines, *self.warnings] or ["A&E: no step of this run was in its window"]
 
     def text(self) -> str:
@@ -91,7 +92,7 @@ class AEPatch:
 
     def __init__(self, params: AEParams, target: ImageTarget, cond: torch.Tensor, node_id: str | None) -> None:
         self.params, self.target, self.cond, self.node_id = params, target, cond, node_id
-        self.report = RunReport()
+        self.report = RunReport(params.objective)
         self.runs: dict[tuple[str, Any] | None, RunReport] = {}
         self._run: _Run | None = None
 
@@ -122,7 +123,7 @@ class AEPatch:
         noise = kwargs.get("noise", args[1] if len(args) > 1 else None)
         latent_hw = tuple(noise.shape[-2:]) if isinstance(noise, torch.Tensor) and noise.ndim == 4 else None
         key = _sampler_key()
-        self.report = RunReport(sampler=samplers.sampler_name(executor.class_obj), label=_label(key))
+        self.report = RunReport(self.params.objective, samplers.sampler_name(executor.class_obj), _label(key))
         self.runs[key] = self.report
         self._run = None
         try:
@@ -261,7 +262,8 @@ class _Run:
         self.placement, self.run_steps, self.sigmas = placement, run_steps, sigmas
         report = patch.report
         self.driver = StepDriver(unet, patch.params, placement.total, patch._warn, "try --force-fp32 if this repeats",
-                                 keep_maps=True, images=report.images, should_stop=processing_interrupted)
+                                 keep_maps=True, objective=patch.params.objective, images=report.images,
+                                 should_stop=processing_interrupted)
         report.altered, report.refined = self.driver.altered, self.driver.refined
         self.calls = 0
 

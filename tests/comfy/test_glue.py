@@ -70,12 +70,16 @@ def test_layout_one_engine_two_glues() -> None:
 
 
 def test_node_inputs_are_the_parameter_model() -> None:
-    inputs = param_inputs()
-    assert list(inputs) == [f.name for f in FIELDS if f.name not in NOT_INPUTS]
+    required, optional = param_inputs(), param_inputs(optional=True)
+    assert list(required) + list(optional) == [f.name for f in FIELDS if f.name not in NOT_INPUTS]
+    inputs = required | optional
     for spec in PARAM_FIELDS:
         kind, options = inputs[spec.name]
         assert options["default"] == spec.default
-        assert kind == {bool: "BOOLEAN", int: "INT", float: "FLOAT", str: "STRING"}[spec.kind]
+        if spec.choices:
+            assert kind == list(spec.choices) and spec.default in kind, spec.name  # a COMBO
+        else:
+            assert kind == {bool: "BOOLEAN", int: "INT", float: "FLOAT", str: "STRING"}[spec.kind]
         if spec.minimum is not None:
             assert (options["min"], options["max"], options["step"]) == (spec.minimum, spec.maximum, spec.step)
     assert validate({"thresholds": "0:0.05, 0.2:0.5"}) is True
@@ -83,6 +87,29 @@ def test_node_inputs_are_the_parameter_model() -> None:
     with pytest.raises(ValueError, match="Step size"):
         to_params({"step_size": 500.0})
     assert to_params({"subjects": "cat", "max_refine": 3}).max_refine == 3
+
+
+def test_the_objective_is_a_combo_of_every_objective_and_later_inputs_are_optional() -> None:
+    """Every registered objective is offered (a new one needs no change in ae_comfy); the inputs the node gained
+    after its first release are optional (ComfyUI refuses a prompt without a required one: an older workflow), and
+    without them the node means the paper."""
+    from ae_comfy.nodes import AttendAndExcite
+    from ae_lib.objectives import DEFAULT, OBJECTIVES
+
+    types = AttendAndExcite.INPUT_TYPES()
+    kind, options = types["optional"]["objective"]
+    assert set(kind) == set(OBJECTIVES) and options["default"] == DEFAULT == "excite"
+    assert types["optional"]["groups"][0] == "STRING"
+    assert {"objective", "groups"}.isdisjoint(types["required"])
+    first_release = ["subjects", "steps_altered", "thresholds", "step_size", "max_refine", "smoothing", "sigma",
+                     "attention_res"]
+    assert list(types["required"])[3:] == first_release  # the widget order an old workflow's values follow
+    old = {"subjects": "cat", "steps_altered": 0.5, "thresholds": "0:0.05", "step_size": 20.0, "max_refine": 20,
+           "smoothing": True, "sigma": 0.5, "attention_res": 0}
+    params = to_params(old)
+    assert (params.objective, params.groups) == ("excite", "")
+    with pytest.raises(ValueError, match="Objective: 'nope' is not one of"):
+        to_params({**old, "objective": "nope"})
 
 
 def test_token_chunks_to_columns_long_prompts_and_embeddings() -> None:
@@ -235,3 +262,30 @@ def test_no_gradient_is_said_on_the_node_and_the_image_is_made() -> None:
     patch._run = _FailingRun(RuntimeError("something else"))
     assert patch.predict_noise(executor, torch.zeros(1, 4, 8, 8), torch.ones(1), {}, None) == "the image"
     assert patch._run is None and any("stood down" in w for w in patch.report.warnings)
+
+
+def test_the_node_text_gives_the_objective_and_its_own_measure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The paper's text stays as it was; another objective says its name and measure and has no thresholds line
+    unless it reports thresholds; an objective registered later needs no change here."""
+    from ae_comfy.patch import RunReport
+    from ae_lib import objectives
+    from ae_lib.objective_report import absolute_maps
+    from ae_lib.schedule import Schedule
+    from ae_lib.window import ImageWindow
+
+    params = to_params({"subjects": "cat, frog"})
+    schedule = Schedule.from_params(params, 10)
+    excite = RunReport("excite", schedule=schedule, images={0: ImageWindow(("cat", "frog"), [0.914, 0.84])})
+    assert excite.text() == ("image 1: cat 0.91, frog 0.84; thresholds: 0.05 at step 0 not run; 0.5 at step 2 not "
+                             "run; 0.8 at step 4 not run")
+    words = ("red", "car", "blue", "bird")
+    contrast = RunReport("contrast", schedule=schedule, images={0: ImageWindow(words, [0.42, 0.4, -0.1, 0.38])})
+    assert contrast.text() == "image 1: contrast, separation: red 0.42, car 0.40, blue -0.10, bird 0.38"
+
+    class Later(objectives.Objective):
+        name, measure, reports_thresholds = "later", "weakest spread", True
+
+    monkeypatch.setitem(objectives.OBJECTIVES, "later", Later)
+    later = RunReport("later", schedule=schedule, images={1: ImageWindow(("cat",), [0.5, 0.25])})
+    assert later.text().startswith("image 2: later, weakest spread: #1 0.50, #2 0.25; thresholds: 0.05 at step 0")
+    assert absolute_maps("excite") and not absolute_maps("contrast") and not absolute_maps("later")

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ae_comfy.inputs import PARAM_FIELDS
+from ae_comfy.inputs import OPTIONAL_NAMES, PARAM_FIELDS
+from ae_lib.objectives import OBJECTIVES
 from tests.comfy.server import PACK_NAME, PromptRejected, window_scores
 from tests.comfy.workflows import PROMPT, Graph, ae_and_plain, to_api
 
@@ -26,13 +27,17 @@ SCORE_STEPS = 8  # window = steps 0-3: three updates before the end-of-window sc
 def test_the_node_is_in_object_info_with_the_webui_parameters(comfy: Any) -> None:
     info = comfy.get("/object_info/AttendAndExcite")["AttendAndExcite"]
     assert info["display_name"] == "Attend and Excite"
-    required = info["input"]["required"]
+    required, optional = info["input"]["required"], info["input"].get("optional", {})
     assert list(required)[:3] == ["model", "clip", "text"]
+    assert list(optional) == list(OPTIONAL_NAMES) and {"objective", "groups"} <= set(optional)  # gained later
     for spec in PARAM_FIELDS:  # names, defaults and ranges of the one parameter model
-        _kind, options = required[spec.name]
+        kind, options = (required | optional)[spec.name]
         assert options["default"] == spec.default, spec.name
         if spec.minimum is not None:
             assert (options["min"], options["max"]) == (spec.minimum, spec.maximum), spec.name
+        if spec.choices:  # the page shows a COMBO of them
+            assert kind == list(spec.choices), spec.name
+    assert set(optional["objective"][0]) == set(OBJECTIVES)
     assert info["output"] == ["MODEL", "CONDITIONING"]
     assert "AttendAndExciteMaps" in comfy.get("/object_info/AttendAndExciteMaps")
 

@@ -7,7 +7,8 @@
   wrappers (A&E's) ran, plus a copy of that x afterwards.
 Each callback then records which calls' x (after A&E) equal the x the sampler reports for that step: the proof
 that A&E's update is in the sampler's own latent. A&E's own report (altered schedule indices, placement) is
-copied from its patch at the end of the run. GET /ae-test/probe returns the records and clears them.
+copied from its patch at the end of the run, with an even sample of the sampler's output latent ("output").
+GET /ae-test/probe returns the records and clears them.
 
 "AE test sink" (LATENT) is an output node that does nothing, so a branch runs without decoding.
 "AE test attn2 replace" puts a pass-through attn2 replacement on a MODEL (a refusal case).
@@ -27,6 +28,7 @@ import torch
 RECORDS: list[dict[str, Any]] = []
 PLACEMENTS: list[dict[str, Any]] = []
 PROGRESS: list[tuple[str, str]] = []
+OUTPUT_SAMPLES = 512  # values of the output latent kept per run (A&E's backward on CPU is not bit-reproducible)
 
 
 def _front(patcher: Any, kind: str, fn: Any) -> None:
@@ -71,7 +73,10 @@ class Probe:
             return None
 
         try:
-            return executor(guider, sigmas, extra_args, watch, *args, **kwargs)
+            out = executor(guider, sigmas, extra_args, watch, *args, **kwargs)
+            flat = out.detach().double().flatten().cpu()
+            self.run["output"] = flat[:: max(1, flat.numel() // OUTPUT_SAMPLES)].tolist()
+            return out
         finally:
             self.run["ae"] = _ae_report(self.patcher)
             RECORDS.append(self.run)

@@ -59,6 +59,7 @@ def test_an_older_workflow_without_the_new_inputs_runs_as_before(comfy: Any) -> 
     assert outcome.status == "success", outcome.messages
     runs = _records(comfy)
     assert runs["old"]["ae"]["altered"] == runs["explicit"]["ae"]["altered"] == [0, 1]
+    assert runs["old"]["objective"] == runs["explicit"]["objective"] == "excite"
     assert np.allclose(runs["old"]["ae"]["scores"]["0"], runs["explicit"]["ae"]["scores"]["0"], atol=1e-5)
     assert _moved(runs["old"], runs["explicit"]) < 1e-3 < _moved(runs["old"], runs["step size 0"])
     texts = [text for node, text in comfy.get("/ae-test/progress") if node == old]
@@ -81,6 +82,7 @@ def test_contrast_with_groups_acts_and_the_node_and_the_maps_show_its_measure(co
     runs = _records(comfy)
     ae, base = runs["contrast"], runs["step size 0"]
     assert ae["ae"]["warnings"] == [] and ae["ae"]["altered"] == base["ae"]["altered"] == [0, 1]
+    assert ae["objective"] == base["objective"] == "contrast"  # what the engine runs, not only what the text says
     assert ae["ae"]["refined"] and set(ae["ae"]["refined"].values()) == {1}  # fixed iterations, no thresholds
     assert _moved(ae, base) > 1e-3, "contrast did not change the sampler's latent"
     assert len(ae["ae"]["scores"]["0"]) == len(WORDS)
@@ -140,9 +142,11 @@ def test_contrast_separation_rises_over_step_size_0_on_every_seed(comfy: Any) ->
     for seed in seeds:
         ae, base = runs[f"ae {seed}"], runs[f"base {seed}"]
         assert ae["ae"]["altered"] == base["ae"]["altered"] == list(range(SCORE_STEPS // 2))
+        assert ae["objective"] == base["objective"] == "contrast"
         changes.append(_moved(ae, base))
         rises.append(float(np.mean(ae["ae"]["scores"]["0"]) - np.mean(base["ae"]["scores"]["0"])))
-    print(f"sd15 contrast: separation rise per seed {[round(r, 4) for r in rises]}, "
+    levels = [round(float(np.mean(runs[f"base {seed}"]["ae"]["scores"]["0"])), 4) for seed in seeds]
+    print(f"sd15 contrast: separation at step size 0 {levels}, rise per seed {[f'{r:.2e}' for r in rises]}, "
           f"largest latent change {[round(c, 4) for c in changes]}")
     assert all(r > 0 for r in rises), rises
     assert all(c > 1e-3 for c in changes), changes

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from ae_lib.objectives import OBJECTIVES
 from tests.comfy.server import PACK_NAME
 from tests.realhost.hostenv import ROOT
 from tests.realhost.test_page import CHROMIUM, CHROMIUM_ARGS, _only_local
@@ -56,6 +57,12 @@ def test_add_the_node_from_the_menu_queue_the_example_and_see_the_scores(comfy: 
         const r = await fetch('/api/workflow_templates/{PACK_NAME}/{EXAMPLE.name}');
         await window.app.loadGraphData(await r.json()); }}""")
     assert _count(tab, "AttendAndExcite") == 1, "the example workflow did not load"
+    # The example predates the objective and groups inputs: the page gives them their widgets at the defaults
+    # (the paper's objective, a COMBO of every objective) and keeps the saved values in their own widgets.
+    widgets = tab.evaluate("""() => Object.fromEntries(window.app.graph.nodes.find(n => n.type === 'AttendAndExcite')
+        .widgets.map(w => [w.name, [w.type, w.value, (w.options && w.options.values) || null]]))""")
+    assert widgets["objective"][:2] == ["combo", "excite"] and set(widgets["objective"][2]) == set(OBJECTIVES)
+    assert widgets["groups"][1] == "" and widgets["subjects"][1] == "cat, frog" and widgets["attention_res"][1] == 0
 
     # Add one from the node search, the way a user does: double-click the empty canvas, type, Enter.
     box = tab.locator("canvas#graph-canvas").bounding_box()

@@ -4,7 +4,7 @@
 - SAMPLER_SAMPLE: one record per sampling run (tag, sampler function, sigmas); it also wraps the sampler's
   step callback, which reports the sampler's own x of each step;
 - PREDICT_NOISE: every model call: its sigma, and how far the x the sampler passed moved while the inner
-  wrappers (A&E's) ran, plus a copy of that x afterwards.
+  wrappers (A&E's) ran, plus a copy of that x afterwards, and the objective A&E's engine runs ("objective").
 Each callback then records which calls' x (after A&E) equal the x the sampler reports for that step: the proof
 that A&E's update is in the sampler's own latent. A&E's own report (altered schedule indices, placement) is
 copied from its patch at the end of the run, with an even sample of the sampler's output latent ("output").
@@ -35,21 +35,36 @@ def _front(patcher: Any, kind: str, fn: Any) -> None:
     patcher.wrappers[kind] = {"ae_test_probe": [fn], **patcher.wrappers.get(kind, {})}
 
 
-def _ae_report(patcher: Any) -> dict[str, Any] | None:
+def _ae_patch(patcher: Any) -> Any:
     from comfy.patcher_extension import WrappersMP
 
     for wrapper in patcher.wrappers.get(WrappersMP.PREDICT_NOISE, {}).get("attend_and_excite", []):
-        report = getattr(getattr(wrapper, "__self__", None), "report", None)
-        if report is not None:
-            p = report.placement
-            return {
-                "sampler": report.sampler, "altered": list(report.altered), "calls": report.calls,
-                "warnings": list(report.warnings),
-                "placement": None if p is None else {"total": p.total, "start": p.start, "source": p.source},
-                "scores": {str(b): list(i.scores) for b, i in report.images.items()},
-                "refined": dict(getattr(report, "refined", {})),
-            }
+        owner = getattr(wrapper, "__self__", None)
+        if getattr(owner, "report", None) is not None:
+            return owner
     return None
+
+
+def _objective(patcher: Any) -> str | None:
+    """The objective the engine of A&E's running step driver minimises (None: no run in progress)."""
+    run = getattr(_ae_patch(patcher), "_run", None)
+    driver = getattr(run, "driver", None)
+    return None if driver is None else driver.engine.objective.name
+
+
+def _ae_report(patcher: Any) -> dict[str, Any] | None:
+    patch = _ae_patch(patcher)
+    if patch is None:
+        return None
+    report = patch.report
+    p = report.placement
+    return {
+        "sampler": report.sampler, "altered": list(report.altered), "calls": report.calls,
+        "warnings": list(report.warnings),
+        "placement": None if p is None else {"total": p.total, "start": p.start, "source": p.source},
+        "scores": {str(b): list(i.scores) for b, i in report.images.items()},
+        "refined": dict(getattr(report, "refined", {})),
+    }
 
 
 class Probe:
@@ -88,6 +103,7 @@ class Probe:
         before = x.clone()
         out = executor(x, timestep, *args, **kwargs)  # A&E (inside) moves x in place first
         self.after.append(x.clone())
+        self.run["objective"] = self.run.get("objective") or _objective(self.patcher)
         self.run["calls"].append({"sigma": float(timestep.flatten()[0]),
                                   "moved": float((x.double() - before.double()).norm())})
         return out

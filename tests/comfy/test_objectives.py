@@ -1,6 +1,7 @@
 """The node's objectives in a real ComfyUI (a125cd84, CPU): an older workflow without the objective and groups
-inputs means the paper, contrast (CONFORM) with groups acts and says its own measure on the node and in the maps,
-bad groups fail before sampling, and the real-host bar: contrast's separation at 256 px rises over step size 0.
+inputs means the paper, every other objective (contrast, bind, ...) with groups acts and says its own measure on
+the node and in the maps, bad groups fail before sampling, and the real-host bar: contrast's separation at 256 px
+rises over step size 0.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from ae_comfy.inputs import OPTIONAL_NAMES
+from ae_lib.objectives import DEFAULT, OBJECTIVES
 from tests.comfy.server import PromptRejected
 from tests.comfy.workflows import Graph
 
@@ -66,34 +68,39 @@ def test_an_older_workflow_without_the_new_inputs_runs_as_before(comfy: Any) -> 
     assert texts[-1].startswith("Attend and Excite\nimage 1: cat 0.") and "; thresholds: " in texts[-1], texts
 
 
-def test_contrast_with_groups_acts_and_the_node_and_the_maps_show_its_measure(comfy: Any) -> None:
+@pytest.mark.parametrize("objective", [name for name in OBJECTIVES if name != DEFAULT])
+def test_an_objective_with_groups_acts_and_the_node_and_the_maps_show_its_measure(comfy: Any, objective: str) -> None:
+    """Every objective beyond the paper (a new one is tested without a change here), on "red car; blue bird"."""
+    kind = OBJECTIVES[objective]
+    params = {**CONTRAST, "objective": objective}
     g = Graph("sd15")
-    contrast = g.attend_and_excite(**CONTRAST, max_refine=1)
-    still = g.attend_and_excite(**CONTRAST, max_refine=0, step_size=0.0)
-    s = _probed(g, contrast, "contrast")
+    acting = g.attend_and_excite(**params, max_refine=1)
+    still = g.attend_and_excite(**params, max_refine=0, step_size=0.0)
+    s = _probed(g, acting, objective)
     _probed(g, still, "step size 0")
     image = g.add("VAEDecode", samples=g.out(s), vae=g.out(g.ckpt, 2))
-    maps = g.add("AttendAndExciteMaps", model=g.out(contrast, 0), images=g.out(image))
+    maps = g.add("AttendAndExciteMaps", model=g.out(acting, 0), images=g.out(image))
     preview = g.add("PreviewImage", images=g.out(maps))
     comfy.get("/ae-test/probe")
     comfy.get("/ae-test/progress")
     outcome = comfy.run(g.nodes)
     assert outcome.status == "success", outcome.messages
     runs = _records(comfy)
-    ae, base = runs["contrast"], runs["step size 0"]
+    ae, base = runs[objective], runs["step size 0"]
     assert ae["ae"]["warnings"] == [] and ae["ae"]["altered"] == base["ae"]["altered"] == [0, 1]
-    assert ae["objective"] == base["objective"] == "contrast"  # what the engine runs, not only what the text says
-    assert ae["ae"]["refined"] and set(ae["ae"]["refined"].values()) == {1}  # fixed iterations, no thresholds
-    assert _moved(ae, base) > 1e-3, "contrast did not change the sampler's latent"
-    assert len(ae["ae"]["scores"]["0"]) == len(WORDS)
-    text = [t for node, t in comfy.get("/ae-test/progress") if node == contrast][-1]
+    assert ae["objective"] == base["objective"] == objective  # what the engine runs, not only what the text says
+    assert _moved(ae, base) > 1e-3, f"{objective} did not change the sampler's latent"
+    if objective == "contrast":
+        assert ae["ae"]["refined"] and set(ae["ae"]["refined"].values()) == {1}  # fixed iterations, no thresholds
+    text = [t for node, t in comfy.get("/ae-test/progress") if node == acting][-1]
     head, values = text.splitlines()[1].split(": ", 2)[1:]
-    assert head == "contrast, separation", text
-    assert [item.split()[0] for item in values.split(", ")] == WORDS, text
-    assert "threshold" not in text  # contrast has no thresholds
-    assert outcome.outputs(maps)["text"][0].startswith("image 1: contrast, separation: red ")
+    assert head == f"{objective}, {kind.measure}", text
+    labels = [item.split()[0] for item in values.split("; ")[0].split(", ")]
+    assert labels and set(labels) <= set(WORDS) and len(ae["ae"]["scores"]["0"]) == len(labels), text
+    assert ("; thresholds: " in text) == kind.reports_thresholds, text
+    assert outcome.outputs(maps)["text"][0].startswith(f"image 1: {objective}, {kind.measure}: {labels[0]} ")
     grid = comfy.images(outcome, preview)[0]
-    assert grid.shape[1] > 64 * len(WORDS) and grid.shape[0] > 64 * 2  # a column per group word, two rows
+    assert grid.shape[1] > 64 * len(labels) and grid.shape[0] > 64 * 2  # a column per label, two rows
 
 
 def test_bad_groups_fail_before_sampling_with_the_message(comfy: Any) -> None:

@@ -7,13 +7,17 @@ the host installed, untouched. A pre-hook sees exactly the module's inputs, reco
 softmax(Q K^T * scale) in fp32 from the module's own to_q / to_k / heads / scale, and keeps only the sum
 over heads (what the loss needs). After the last layer at the target resolution the pass is stopped
 (`StopPass`), so nothing after it runs and backward covers only what ran.
+
+An objective may read further grids too (`also`: their query counts; Divide & Bind's attribute maps come from the
+finer layers): each is kept as its own sum over heads and layers, and the pass stops after the last layer of any
+kept grid. With no further grid, a pass is recorded and stopped exactly as before.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,8 +197,24 @@ def attention_probs(module: nn.Module, x: torch.Tensor, context: torch.Tensor) -
 
 
 @dataclass
+class GridSum:
+    """One further grid's capture in a pass: the sum over heads of its layers, and how many heads that was."""
+
+    prob_sum: torch.Tensor | None = None
+    heads: int = 0
+    layers: list[str] = field(default_factory=list)
+
+    def add(self, name: str, probs: torch.Tensor) -> None:
+        summed = probs.sum(dim=1)
+        self.prob_sum = summed if self.prob_sum is None else self.prob_sum + summed
+        self.heads += probs.shape[1]
+        self.layers.append(name)
+
+
+@dataclass
 class Recording:
-    """What one pass captured: the sum over heads of every target layer, and how many heads that was."""
+    """What one pass captured: the sum over heads of every target layer, and how many heads that was; and each
+    further grid's own sum (`also`, by query count)."""
 
     queries: int
     stop_after: int | None  # target layers expected in a pass; None = not known yet
@@ -203,6 +223,11 @@ class Recording:
     layers: list[str] = field(default_factory=list)
     finer_seen: bool = False  # a layer finer than the target ran after target layers: the pass can stop
     checkpointed: bool = False  # the UNet's blocks run under torch.utils.checkpoint in this pass
+    also: dict[int, GridSum] = field(default_factory=dict)  # further grids kept, by query count
+
+    def kept(self) -> int:
+        """Layers recorded so far, of every kept grid."""
+        return len(self.layers) + sum(len(g.layers) for g in self.also.values())
 
     def add(self, name: str, probs: torch.Tensor) -> None:
         summed = probs.sum(dim=1)
@@ -241,15 +266,17 @@ class AttentionCapture:
             raise ValueError(msg)
         self.key_context = key_context
         self.truncate = truncate
-        self._layer_count: dict[int, int] = {}  # queries -> target layers seen in a whole pass
+        self._layer_count: dict[tuple[int, ...], int] = {}  # grids' queries -> their layers in a whole pass
 
     def _hook(self, name: str, rec: Recording) -> Callable:
         def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
             x = args[0] if args else kwargs.get("x", kwargs.get("hidden_states"))
             queries = x.shape[1]
-            if queries != rec.queries:
+            further = rec.also.get(queries)
+            if queries != rec.queries and further is None:
                 rec.finer_seen = rec.finer_seen or (queries > rec.queries and bool(rec.layers))
-                if self.truncate and rec.finer_seen and rec.stop_after is None:
+                # With further grids a first pass runs to the end: which layer is the last one kept is learned.
+                if self.truncate and rec.finer_seen and rec.stop_after is None and not rec.also:
                     raise StopPass
                 return
             context = _context(args, kwargs)
@@ -259,20 +286,25 @@ class AttentionCapture:
             with keep_saved_tensors() if rec.checkpointed else nullcontext():
                 if self.key_context is not None:
                     context = self.key_context(module, context)
-                rec.add(name, attention_probs(module, x, context))
-            if self.truncate and rec.stop_after is not None and len(rec.layers) >= rec.stop_after:
+                (rec if further is None else further).add(name, attention_probs(module, x, context))
+            if self.truncate and rec.stop_after is not None and rec.kept() >= rec.stop_after:
                 raise StopPass
 
         return pre_hook
 
     @contextmanager
-    def recording(self, queries: int, checkpointed: bool = False) -> Iterator[Recording]:
+    def recording(
+        self, queries: int, checkpointed: bool = False, also: Sequence[int] = ()
+    ) -> Iterator[Recording]:
         """Hooks on for one pass; a StopPass raised inside is absorbed here. Hooks always come off.
 
         `checkpointed`: the pass runs the UNet's blocks under torch.utils.checkpoint (see ae_lib.memory).
+        `also`: query counts of further grids to keep (Recording.also), each apart from the target grid.
         """
-        stop_after = self._layer_count.get(queries) if self.truncate else None
-        rec = Recording(queries, stop_after, checkpointed=checkpointed)
+        further = tuple(q for q in dict.fromkeys(also) if q != queries)
+        key = (queries, *further)
+        stop_after = self._layer_count.get(key) if self.truncate else None
+        rec = Recording(queries, stop_after, checkpointed=checkpointed, also={q: GridSum() for q in further})
         handles = [m.register_forward_pre_hook(self._hook(n, rec), with_kwargs=True) for n, m in self.modules]
         try:
             yield rec
@@ -281,5 +313,5 @@ class AttentionCapture:
         finally:
             for h in handles:
                 h.remove()
-        if rec.layers and queries not in self._layer_count:
-            self._layer_count[queries] = len(rec.layers)
+        if rec.layers and key not in self._layer_count:
+            self._layer_count[key] = rec.kept()

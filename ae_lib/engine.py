@@ -108,8 +108,11 @@ class AttendExcite:
         if plan is None or not rows:
             return None
         plan = replace(plan, step_size=self.objective.step_size(plan))
-        grid = self.grid((z.shape[-2], z.shape[-1]))
-        run = _Run(self, z.detach().clone(), run_cond, targets, grid, plan)
+        latent_hw = (z.shape[-2], z.shape[-1])
+        grid = self.grid(latent_hw)
+        finer = self.objective.finer_grids(latent_hw, grid, targets)
+        self.objective.begin_step(plan, self.schedule.total_steps)
+        run = _Run(self, z.detach().clone(), run_cond, targets, grid, plan, finer)
         current = run.evaluate(rows)
         limit = self.objective.refine_limit(plan)
         if limit > 0:
@@ -134,19 +137,23 @@ class AttendExcite:
         run_cond: RunCond,
         targets: Sequence[ImageTarget | None],
         grid: tuple[int, int],
+        finer: Sequence[tuple[int, int]] = (),
     ) -> Evaluation:
-        """One UNet pass on z[rows] with autograd: per-image losses, their gradient w.r.t. z, scores."""
+        """One UNet pass on z[rows] with autograd: per-image losses, their gradient w.r.t. z, scores.
+        `finer`: further grids the objective reads (Objective.finer_grids), kept from the same pass."""
         leaf = z[rows].detach().clone().requires_grad_(True)
         # Frozen through backward too: checkpointed blocks are recomputed there and must build the same graph.
         with torch.enable_grad(), frozen_parameters(self.unet):
-            with self._recording(grid[0] * grid[1]) as rec:
+            with self._recording(grid[0] * grid[1], [h * w for h, w in finer]) as rec:
                 run_cond(leaf, rows)
             attention = rec.mean()
             if not attention.requires_grad:
                 raise NoGradientError(NO_GRAPH)
+            kept = {g: rec.also[g[0] * g[1]] for g in finer}
             losses, scores, total = [], [], None
             for i, b in enumerate(rows):
-                loss, s = self.objective.image_loss(b, attention[i], targets[b], grid)
+                extra = {"finer": {g: (k.prob_sum[i], k.heads) for g, k in kept.items() if k.prob_sum is not None}}
+                loss, s = self.objective.image_loss(b, attention[i], targets[b], grid, **(extra if finer else {}))
                 total = loss if total is None else total + loss
                 losses.append(float(loss.detach()))
                 scores.append([float(v) for v in s.detach()])
@@ -155,10 +162,10 @@ class AttendExcite:
         return Evaluation(rows, losses, grads, scores, attention.detach() if keep else None)
 
     @contextmanager
-    def _recording(self, queries: int) -> Iterator[Recording]:
+    def _recording(self, queries: int, also: Sequence[int] = ()) -> Iterator[Recording]:
         """The capture's recording, with the UNet's blocks checkpointed for the forward when asked."""
         blocks = checkpointed_blocks(self._blocks) if self.checkpoint else nullcontext()
-        with blocks, self.capture.recording(queries, checkpointed=self.checkpoint) as rec:
+        with blocks, self.capture.recording(queries, checkpointed=self.checkpoint, also=also) as rec:
             yield rec
 
 
@@ -175,13 +182,14 @@ class _Run:
     targets: Sequence[ImageTarget | None]
     grid: tuple[int, int]
     plan: StepPlan
+    finer: tuple[tuple[int, int], ...] = ()
     result: StepResult = field(init=False)
 
     def __post_init__(self) -> None:
         self.result = StepResult(self.z, {}, {})
 
     def evaluate(self, rows: list[int]) -> Current:
-        ev = self.engine.evaluate(self.z, rows, self.run_cond, self.targets, self.grid)
+        ev = self.engine.evaluate(self.z, rows, self.run_cond, self.targets, self.grid, self.finer)
         self.result.passes += 1
         return {b: (ev, i) for i, b in enumerate(rows)}
 

@@ -129,7 +129,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         reference="excite (the paper's)",
         help="excite: every subject appears (the paper); contrast: groups stay apart (CONFORM); bind: each "
         "attribute lands on its subject (SynGen).",
-        choices=("excite", "contrast", "bind"),  # == tuple(ae_lib.objectives.OBJECTIVES) (a test checks)
+        choices=("excite", "contrast", "bind", "divide"),  # == tuple(ae_lib.objectives.OBJECTIVES) (a test checks)
     ),
     FieldSpec(
         "groups",

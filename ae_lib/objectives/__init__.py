@@ -5,6 +5,7 @@ from __future__ import annotations
 from ae_lib.objectives.base import ImageTarget, Objective
 from ae_lib.objectives.bind import Bind
 from ae_lib.objectives.contrast import Contrast
+from ae_lib.objectives.divide import Divide
 from ae_lib.objectives.excite import Excite
 from ae_lib.params import AEParams
 
@@ -12,6 +13,7 @@ __all__ = ["DEFAULT", "OBJECTIVES", "ImageTarget", "Objective", "make"]
 
 OBJECTIVES: dict[str, type[Objective]] = {Excite.name: Excite, Contrast.name: Contrast}
 OBJECTIVES[Bind.name] = Bind
+OBJECTIVES[Divide.name] = Divide
 DEFAULT = Excite.name
 
 

@@ -57,6 +57,16 @@ class Objective:
         """The attention resolution (grid height) the loss reads; 0: the latent's / 4 (ae_lib.capture)."""
         return params.attention_res
 
+    def finer_grids(
+        self, latent_hw: tuple[int, int], grid: tuple[int, int], targets: Sequence[ImageTarget | None]
+    ) -> tuple[tuple[int, int], ...]:
+        """Further grids the loss reads besides `grid` (the same pass keeps each); non-empty: `image_loss` gets
+        `finer=`, per grid that ran, (its sum over heads and layers for the image, the number of those heads)."""
+        return ()
+
+    def begin_step(self, plan: StepPlan, total_steps: int) -> None:
+        """Before an altered step's first pass (for a loss whose weights follow the schedule)."""
+
     def image_loss(
         self, image: int, attention: torch.Tensor, target: ImageTarget, grid: tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,6 +18,10 @@ to the plain step:
   contrast: altered    the same altered step with the Contrast objective (CONFORM, ae_lib.objectives.contrast)
                        over two groups, with the previous step's maps (kept from the warm-up round)
   contrast: refinement one engine pass with the Contrast objective
+  divide: altered      the same altered step with the Divide & Bind objective (ae_lib.objectives.divide) over
+                       two attribute-subject groups: its pass also keeps every grid finer than the loss grid
+                       (the attributes' maps), so it runs to the last of the finest layers
+  divide: refinement   one engine pass with the Divide & Bind objective
 Saved for backward: distinct storages autograd keeps (saved_tensors_hooks; parameters excluded), as a ratio
 to a full-UNet backward (the same A&E pass, untruncated, weights as they come).
 Projected: (20 plain + 10 altered) / (20 plain) for 20 steps with 10 altered and no refinement.
@@ -105,6 +109,7 @@ class Bench:
     engine: AttendExcite = field(init=False)
     engine_ckpt: AttendExcite = field(init=False)
     engine_contrast: AttendExcite = field(init=False)
+    engine_divide: AttendExcite = field(init=False)
     last: StepResult | None = None
 
     def __post_init__(self) -> None:
@@ -116,9 +121,14 @@ class Bench:
         self.targets = [ImageTarget(SUBJECTS, TEXT_COLUMNS)] * self.z.shape[0]
         grouped = ImageTarget(tuple(c for g in GROUPS for c in g), TEXT_COLUMNS, groups=GROUPS)
         self.contrast_targets = [grouped] * self.z.shape[0]
+        self.engine_divide = AttendExcite(self.unet, params, schedule, objective=make("divide", params))
+        bound = ImageTarget(tuple(g[-1] for g in GROUPS), TEXT_COLUMNS, groups=GROUPS)
+        self.divide_targets = [bound] * self.z.shape[0]
         self.rows = list(range(self.z.shape[0]))
         self.grid = target_grid((self.z.shape[-2], self.z.shape[-1]))
         self.step_size = schedule.step_sizes[ALTERED_INDEX]
+        latent_hw = (self.z.shape[-2], self.z.shape[-1])
+        self.divide_grids = self.engine_divide.objective.finer_grids(latent_hw, self.grid, self.divide_targets)
 
     def run_cond(self, z: torch.Tensor, rows: list[int]) -> torch.Tensor:
         return self.unet(z, torch.full((z.shape[0],), TIMESTEP), context=self.context[rows])
@@ -142,6 +152,13 @@ class Bench:
 
     def contrast_refinement(self) -> None:
         self.engine_contrast.evaluate(self.z, self.rows, self.run_cond, self.contrast_targets, self.grid)
+
+    def divide(self) -> None:
+        self.engine_divide.step(ALTERED_INDEX, self.z, self.run_cond, self.divide_targets)
+
+    def divide_refinement(self) -> None:
+        args = (self.z, self.rows, self.run_cond, self.divide_targets, self.grid, self.divide_grids)
+        self.engine_divide.evaluate(*args)
 
     def reference(self) -> None:
         reference_step(self.unet, self.z, self.run_cond, self.targets, self.grid, self.step_size)
@@ -333,6 +350,8 @@ TIME_LABELS = {
     "refinement": "refinement iteration (1 pass)",
     "contrast": "contrast: altered step",
     "contrast_refinement": "contrast: refinement iteration",
+    "divide": "divide: altered step",
+    "divide_refinement": "divide: refinement iteration",
 }
 
 
@@ -445,6 +464,8 @@ def run_model(
         "refinement": bench.refinement,
         "contrast": bench.contrast,
         "contrast_refinement": bench.contrast_refinement,
+        "divide": bench.divide,
+        "divide_refinement": bench.divide_refinement,
         "forge_plain": forge.plain,
         "forge_ours": forge.ours,
         "swap": forge.swap,

@@ -25,12 +25,16 @@ iterations at step 0, 50 at the others. They apply while the thresholds and max-
 defaults (same positions, so each A&E default threshold stands for the code's value at its step); a user's own
 thresholds are read as TV values, a user's own max refinement is the limit at every threshold step.
 
-Where the code differs from the paper (we follow the code): the vertical TV term compares the LAST row with every
-row (a broadcast in the code), not neighbouring rows; the attribute map is rescaled to the subject's max and both
-are softmaxed over the pixels and thresholded by the subject's max (not normalised distributions); the binding
-weight grows 1/5/10 over the steps; the refinement limits are 100/50 (the earlier pipeline: 20); the attribute maps
-are from the 64 and 32 grids at 512 px (every finer grid here). Groups: the last word of a group is its subject,
-the words before it its attributes (the code binds one attribute per subject; with several, their terms add up).
+Where the code's details go beyond or against the paper's description (a total-variation attendance loss on each
+object's map, a Jensen-Shannon binding loss between attribute and object maps), we follow the code: the vertical
+TV term compares the LAST row with every row (a broadcast in the code), not neighbouring rows; the attribute map
+is rescaled to the subject's peak, both are softmaxed over the pixels and cut at a fraction of the subject's peak
+(+1e-5, not renormalised) before the JSD; the binding weight grows 1/5/10 over the steps; the refinement limits
+are 100/50 (the repository's earlier pipeline: 20/20); the attribute maps are from the 64 and 32 grids at 512 px
+(here: every grid finer than the loss grid); the computed TV of the attribute map is unused.
+
+Groups: the last word of a group is its subject, the words before it its attributes (the code binds one attribute
+per subject; with several, their terms add up).
 """
 
 from __future__ import annotations

@@ -3,15 +3,18 @@ attributes from the groups, the grids it asks the capture for, and the capture k
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
-from ae_demo.tiny import make_context, prompt_columns
-from ae_lib import AEParams, AttentionCapture, Schedule, TokenRule
+from ae_demo.tiny import cond_runner, make_context, prompt_columns
+from ae_lib import AEParams, AttendExcite, AttentionCapture, Schedule, StepDriver, TokenRule
 from ae_lib.capture import find_cross_attention
 from ae_lib.objectives import OBJECTIVES, ImageTarget, make
 from ae_lib.objectives.divide import Divide, attributes_of, downsampled_mean
 from ae_lib.params import SPECS
+from ae_lib.report import ThresholdOutcome
 from ae_lib.targets import build_target
 
 TOKENS = prompt_columns("a red cat and a blue frog")
@@ -122,3 +125,35 @@ def test_capture_keeps_further_grids_and_stops_after_the_last(sd1_unet):
     finally:
         for h in hooks:
             h.remove()
+
+
+def test_a_run_through_the_step_driver_records_each_subject(sd1_unet, caplog):
+    """10 steps (window 0-4), refinement at step 0 with a TV goal it cannot reach: the window record holds each
+    subject's TV and map, and which subjects stayed below; the end-of-window line gives the TVs."""
+    params = AEParams(enabled=True, objective="divide", groups="red cat; blue frog", thresholds="0:0.9", max_refine=2)
+    driver = StepDriver(sd1_unet, params, 10, print, "", keep_maps=True, objective="divide")
+    target = build_target(TOKENS, "", params.groups, TokenRule.REFERENCE, "divide").target
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(7))
+    with caplog.at_level(logging.INFO, logger="attend_and_excite"):
+        for index in range(10):
+            driver.step(index, x, None, cond_runner(sd1_unet, make_context(1)), [target])
+    assert driver.altered == [0, 1, 2, 3, 4] and driver.refined == {0: 2}
+    image = driver.images[0]
+    assert image.labels == ("cat", "frog") and len(image.scores) == 2 and all(0 < s < 0.9 for s in image.scores)
+    assert image.first_maps.shape == image.last_maps.shape == (2, 4, 4)
+    assert image.thresholds[0] == ThresholdOutcome(False, 2, ("cat", "frog"))
+    line = next(r.message for r in caplog.records if r.message.startswith("A&E image 1:"))
+    assert line.startswith("A&E image 1: cat ") and "frog" in line
+
+
+def test_checkpointed_blocks_give_the_same_step(sd1_unet):
+    """The finer grids are kept through gradient checkpointing as the loss grid is (ae_lib.memory)."""
+    params = AEParams(enabled=True, objective="divide", thresholds="none", step_size=200.0)
+    target = build_target(TOKENS, "", "red cat; blue frog", TokenRule.REFERENCE, "divide").target
+    z = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(8))
+    run = cond_runner(sd1_unet, make_context(1))
+    steps = [AttendExcite(sd1_unet, params, Schedule.from_params(params, 50), checkpoint=ckpt,
+                          objective=make("divide", params)).step(3, z, run, [target]) for ckpt in (False, True)]
+    assert not torch.equal(steps[0].latent, z)
+    torch.testing.assert_close(steps[1].latent, steps[0].latent, rtol=0, atol=1e-6)
+    assert steps[1].losses == pytest.approx(steps[0].losses, abs=1e-7)

@@ -316,6 +316,7 @@ def saved_bytes(bench: Bench) -> dict[str, SavedBytes]:
         "ours": measure_saved(bench, bench.refinement),
         "ckpt": measure_saved(bench, lambda: bench.engine_ckpt.evaluate(*_eval_args(bench))),
         "reference": measure_saved(bench, bench.reference),
+        "divide": measure_saved(bench, bench.divide_refinement),
     }
 
 
@@ -374,6 +375,7 @@ def print_saved(saved: dict[str, SavedBytes]) -> float:
         ("ours + checkpoint: held after forward", saved["ckpt"].total),
         ("ours + checkpoint: + largest block recomputed", saved["ckpt"].total + saved["ours"].largest_block()),
         ("reference way", saved["reference"].total),
+        ("divide: one pass (down to the finest grid)", saved["divide"].total),
     ]
     print(f"  {'saved for backward':44s}{'MiB':>10s}{'':>10s}{'x full':>10s}")
     for label, size in rows:

@@ -23,7 +23,8 @@ to the plain step:
                        (the attributes' maps), so it runs to the last of the finest layers
   divide: refinement   one engine pass with the Divide & Bind objective
 Saved for backward: distinct storages autograd keeps (saved_tensors_hooks; parameters excluded), as a ratio
-to a full-UNet backward (the same A&E pass, untruncated, weights as they come).
+to a full-UNet backward (the same A&E pass, untruncated, weights as they come); and one Divide & Bind pass (its
+attention down to the finest grid, so it saves far more than A&E's truncated pass).
 Projected: (20 plain + 10 altered) / (20 plain) for 20 steps with 10 altered and no refinement.
 
 Forge-style pass, on the same UNet: Forge, Forge Classic, Forge Neo and ComfyUI load the weights and sample

@@ -16,12 +16,12 @@ from ae_lib.schedule import Schedule
 from ae_lib.window import ImageWindow, thresholds_line
 
 
-def measures_text(labels: Sequence[str], measures: Sequence[float]) -> str:
+def measures_text(labels: Sequence[str], measures: Sequence[float], significant: int | None = None) -> str:
     """ "cat 0.91, frog 0.84"; numbered items where an objective gives another count than labels (never raises:
     this text is written from inside a sampler run)."""
     if len(labels) != len(measures):
         labels = [f"#{i + 1}" for i in range(len(measures))]
-    return format_scores(labels, measures)
+    return format_scores(labels, measures, significant=significant)
 
 
 def image_line(row: int, image: ImageWindow, objective: str | None, schedule: Schedule | None) -> str:
@@ -31,7 +31,7 @@ def image_line(row: int, image: ImageWindow, objective: str | None, schedule: Sc
     head = f"image {row + 1}: "
     if name != DEFAULT:
         head += f"{name}, {kind.measure if kind is not None else 'measure'}: "
-    line = head + measures_text(image.labels, image.scores)
+    line = head + measures_text(image.labels, image.scores, kind.significant_digits if kind is not None else None)
     if schedule is not None and (kind is None or kind.reports_thresholds):
         line += f"; {thresholds_line(image, schedule)}"
     return line

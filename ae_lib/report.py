@@ -15,7 +15,7 @@ from dataclasses import dataclass
 __all__ = ["ThresholdOutcome", "format_scores", "parse_scores", "thresholds_report", "window_summary"]
 
 DIGITS = 2
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+|nan|inf)"
+_NUMBER = r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?|nan|inf)"
 # A label (anything without whitespace), whitespace, a number, then ", " or the end of the text.
 _ITEM = re.compile(rf"\s*(?P<label>\S+?)\s+(?P<score>{_NUMBER})\s*(?:,|$)", re.IGNORECASE)
 
@@ -26,22 +26,28 @@ def _clean_label(label: str) -> str:
     return text or "?"
 
 
-def _format_number(score: float, digits: int) -> str:
+def _format_number(score: float, digits: int, significant: int | None = None) -> str:
     value = float(score)
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    text = f"{value:.{digits}f}"
+    text = f"{value:#.{significant}g}" if significant else f"{value:.{digits}f}"
     return text.removeprefix("-") if float(text) == 0 else text  # "-0.00": a measure that can be negative, ~0
 
 
-def format_scores(labels: Sequence[str], scores: Sequence[float], digits: int = DIGITS) -> str:
-    """ "cat 0.91, frog 0.84"; labels and scores are paired in order and must have the same length."""
+def format_scores(
+    labels: Sequence[str], scores: Sequence[float], digits: int = DIGITS, significant: int | None = None
+) -> str:
+    """ "cat 0.91, frog 0.84"; labels and scores are paired in order and must have the same length.
+
+    `significant`: that many significant digits instead of `digits` decimals, for measures far below 1
+    (an objective's `significant_digits`)."""
     if len(labels) != len(scores):
         msg = f"{len(labels)} labels but {len(scores)} scores"
         raise ValueError(msg)
-    return ", ".join(f"{_clean_label(lb)} {_format_number(s, digits)}" for lb, s in zip(labels, scores, strict=True))
+    return ", ".join(f"{_clean_label(lb)} {_format_number(s, digits, significant)}"
+                     for lb, s in zip(labels, scores, strict=True))
 
 
 def parse_scores(text: str) -> list[tuple[str, float]]:

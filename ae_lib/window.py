@@ -76,7 +76,7 @@ def end_of_window_lines(
     window."""
     objective = objective or make(None, AEParams())
     return [
-        f"A&E image {row + 1}: {format_scores(image.labels, image.scores)}"
+        f"A&E image {row + 1}: {format_scores(image.labels, image.scores, significant=objective.significant_digits)}"
         + (f"; {thresholds_line(image, schedule)}" if objective.reports_thresholds else "")
         for row, image in sorted(images.items())
         if image.scores

@@ -63,7 +63,8 @@ class GenerationState:
         report = self.images.get(position)
         if report is None or not report.scores:
             return None
-        return format_scores(report.labels, report.scores)
+        kind = OBJECTIVES.get(self.params.objective)
+        return format_scores(report.labels, report.scores, significant=kind.significant_digits if kind else None)
 
     def measure_text(self, position: int) -> str | None:
         """What the image's scores measure, for an objective other than the paper's (None: the paper's, or none)."""

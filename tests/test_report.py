@@ -115,3 +115,11 @@ def test_thresholds_report_says_which_applied_and_whether_each_was_met():
 def test_a_negative_zero_is_written_as_zero():
     """A measure that can be negative (contrast's separation) rounds tiny negatives to 0.00, not -0.00."""
     assert format_scores(["red", "car"], [-0.001, -0.5]) == "red 0.00, car -0.50"
+
+
+def test_measures_far_below_one_keep_three_significant_digits_and_parse_back():
+    """An objective's measure (e.g. divide's total variation ~5e-4) must not read 0.00 in the info."""
+    text = format_scores(["cat", "frog", "dog"], [0.000523, -0.0361, 1.5e-5], significant=3)
+    assert text == "cat 0.000523, frog -0.0361, dog 1.50e-05"
+    assert parse_scores(text) == [("cat", 0.000523), ("frog", -0.0361), ("dog", 1.5e-05)]
+    assert format_scores(["cat"], [0.914]) == "cat 0.91"  # the paper's scores keep two decimals

@@ -38,6 +38,7 @@ class Objective:
 
     name = "?"
     measure = "?"  # what the per-subject numbers of the report are
+    significant_digits: int | None = None  # the report's precision: None = 2 decimals (the paper's scores)
     keeps_state = False  # True: the engine hands each step's final maps to `step_done`
     reports_thresholds = False  # True: the window report says what each refinement threshold did
     uses_subjects = True  # False: the subject spec is ignored, the subjects are the group tokens

@@ -121,6 +121,7 @@ class _Layout:
 class Bind(Objective):
     name = "bind"
     measure = "pair divergence (symmetric KL)"
+    significant_digits = 3  # its measure can be far below 0.01 (e.g. on weak maps)
     uses_subjects = False
     takes_groups = needs_groups = needs_pairs = True
 

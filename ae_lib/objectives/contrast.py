@@ -60,6 +60,7 @@ def nt_xent(embeddings: torch.Tensor, classes: torch.Tensor, temperature: float 
 class Contrast(Objective):
     name = "contrast"
     measure = "separation"
+    significant_digits = 3  # its measure can be far below 0.01 (e.g. on weak maps)
     keeps_state = True
     uses_subjects = False
     takes_groups = needs_groups = True

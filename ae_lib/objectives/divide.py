@@ -101,6 +101,7 @@ def attributes_of(target: ImageTarget) -> dict[int, tuple[int, ...]]:
 class Divide(Objective):
     name = "divide"
     measure = "total variation"
+    significant_digits = 3  # its measure can be far below 0.01 (e.g. on weak maps)
     takes_groups = needs_pairs = True
 
     def __init__(self, params: AEParams) -> None:

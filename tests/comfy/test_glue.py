@@ -280,7 +280,7 @@ def test_the_node_text_gives_the_objective_and_its_own_measure(monkeypatch: pyte
                              "run; 0.8 at step 4 not run")
     words = ("red", "car", "blue", "bird")
     contrast = RunReport("contrast", schedule=schedule, images={0: ImageWindow(words, [0.42, 0.4, -0.1, 0.38])})
-    assert contrast.text() == "image 1: contrast, separation: red 0.42, car 0.40, blue -0.10, bird 0.38"
+    assert contrast.text() == "image 1: contrast, separation: red 0.420, car 0.400, blue -0.100, bird 0.380"
 
     class Later(objectives.Objective):
         name, measure, reports_thresholds = "later", "weakest spread", True

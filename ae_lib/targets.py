@@ -55,6 +55,10 @@ def build_target(
         found = map_subjects(tokens, subjects)
         if not found.ok:
             result.errors.append(found.message() if found.errors else "no subjects given")
+        for group, label in found_groups:  # a group binds its attributes to its subject: it must be one
+            if found.ok and group[-1] not in found.columns:
+                result.errors.append(f"group '{label}': its subject '{label.split()[-1]}' is not among the Subjects "
+                                     f"({', '.join(found.labels)}); add it there or clear Subjects")
     else:
         found = _subjects_from(tokens, kind.subjects_of(tuple(c for c, _ in found_groups)))
     if result.errors:

@@ -157,3 +157,18 @@ def test_checkpointed_blocks_give_the_same_step(sd1_unet):
     assert not torch.equal(steps[0].latent, z)
     torch.testing.assert_close(steps[1].latent, steps[0].latent, rtol=0, atol=1e-6)
     assert steps[1].losses == pytest.approx(steps[0].losses, abs=1e-7)
+
+
+def test_a_group_whose_subject_is_not_a_named_subject_is_refused_by_name():
+    """divide binds a group's attributes to its subject's map: a subject left out of Subjects would bind nothing."""
+    from ae_lib.targets import build_target
+    from ae_lib.tokens import TokenColumn, TokenRule
+
+    words = ["a", "red", "car", "and", "a", "blue", "bird"]
+    tokens = [TokenColumn(0, 49406, "", "start")] + [TokenColumn(i + 1, 100 + i, w) for i, w in enumerate(words)]
+    found = build_target(tokens, "car", "red car; blue bird", TokenRule.REFERENCE, "divide")
+    assert found.target is None
+    assert found.errors == ["group 'blue bird': its subject 'bird' is not among the Subjects (car); add it there or "
+                            "clear Subjects"]
+    assert build_target(tokens, "car, bird", "red car; blue bird", TokenRule.REFERENCE, "divide").ok
+    assert build_target(tokens, "", "red car; blue bird", TokenRule.REFERENCE, "divide").target.subjects == (3, 7)

@@ -29,7 +29,6 @@ from ae_diffusers.step import DiffusersStep, first_index, pipeline_schedule, une
 from ae_diffusers.tokens import token_rule
 from ae_lib.capture import attention_res_problem
 from ae_lib.engine import ImageTarget
-from ae_lib.targets import build_target
 from ae_webui import pipeline_prompts, settings
 from ae_webui.state import LOG, GenerationState
 
@@ -234,20 +233,12 @@ class PipelineRun:
         return call.targets[key]
 
     def _map(self, pipe: Any, b: int, text: str, width: int) -> ImageTarget | None:
-        report = self.state.image(b)
         try:
             columns = pipeline_prompts.columns_for_text(pipe, text, self.parser)
             problem = pipeline_prompts.check_width(columns, width)
         except ValueError as error:
             columns, problem = [], str(error)
-        p = self.state.params
-        found = None if problem else build_target(columns, p.subjects, p.groups, token_rule(pipe), p.objective)
-        if found is None or not found.ok:
-            report.problem = f"image {b + 1} ran without A&E: {problem or found.message()}"
-            LOG.warning(report.problem)
-            return None
-        report.labels = found.target.labels
-        return found.target
+        return self.state.target(b, columns, token_rule(pipe), problem)
 
 
 def _interrupted() -> bool:

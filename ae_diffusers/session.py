@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ae_diffusers.schedulers import input_scale, refusal
-from ae_diffusers.step import DiffusersStep, first_index, pipeline_schedule, unet_arguments
+from ae_diffusers.step import DiffusersStep, first_index, pipeline_schedule, unet_arguments, with_sample
 from ae_diffusers.tokens import image_targets
 from ae_lib.params import AEParams, parse_named
 
@@ -213,10 +213,7 @@ class AttendExciteSession:
         if result is None:
             return None
         call.run.steps_altered += 1
-        new_sample = scheduler.scale_model_input(torch.cat([latents] * chunks), timestep)
-        if args:
-            return (new_sample, *args[1:]), kwargs
-        return args, {**kwargs, "sample": new_sample}
+        return with_sample(args, kwargs, scheduler.scale_model_input(torch.cat([latents] * chunks), timestep))
 
     def _guard(self, action: Any) -> Any:
         """Errors inside our hooks are reported and A&E stands down for this call; the image is still made."""

@@ -57,6 +57,13 @@ def unet_arguments(unet: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
     return {**bound, **extra}
 
 
+def with_sample(args: tuple, kwargs: dict, sample: torch.Tensor) -> tuple[tuple, dict]:
+    """A UNet forward pre-hook's answer: the call's arguments with `sample` replaced."""
+    if args:
+        return (sample, *args[1:]), kwargs
+    return args, {**kwargs, "sample": sample}
+
+
 def first_index(timesteps: torch.Tensor, timestep: Any) -> int:
     """The loop position of the UNet call's timestep in the scheduler's timesteps (img2img starts part-way)."""
     t = float(timestep.flatten()[0]) if isinstance(timestep, torch.Tensor) else float(timestep)

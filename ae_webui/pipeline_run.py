@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ae_diffusers.schedulers import input_scale, refusal
-from ae_diffusers.step import DiffusersStep, first_index, pipeline_schedule, unet_arguments
+from ae_diffusers.step import DiffusersStep, first_index, pipeline_schedule, unet_arguments, with_sample
 from ae_diffusers.tokens import token_rule
 from ae_lib.capture import attention_res_problem
 from ae_lib.engine import ImageTarget
@@ -123,8 +123,13 @@ class PipelineRun:
                             f"({call.start}-{window - 1})")
 
     # -- the UNet pre-hook ---------------------------------------------------------------------------------
+    def _in_pass(self) -> bool:
+        """A&E's own UNet pass is running (the hook leaves it alone)."""
+        step = None if self.call is None else self.call.step
+        return step is not None and step.running
+
     def _pre_hook(self, module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        if not self.active or (self.call is not None and self.call.step is not None and self.call.step.running):
+        if not self.active or self._in_pass():
             return None
         try:
             return self._before_unet(args, kwargs)
@@ -156,15 +161,12 @@ class PipelineRun:
         if all(t is None for t in targets):
             return None
         scheduler = shared.sd_model.scheduler
-        z0 = sample[-batch:].clone()  # the UNet's input rows (latent x scale): a normal tensor, moved in place
-        z = z0.clone()
+        z0 = sample[-batch:].clone()  # the UNet's conditional input rows (latent x scale)
+        z = z0.clone()  # moved in place by the step (in the host's grad mode, as the host's tensors)
         if call.step(index, z, bound, 1.0, chunks, targets) is None:
             return None
         self._move_pipeline_latents(scheduler, timestep, z0, z, input_scale(scheduler, z0, timestep))
-        new_sample = torch.cat([z.to(sample.dtype)] * chunks)
-        if args:
-            return (new_sample, *args[1:]), kwargs
-        return args, {**kwargs, "sample": new_sample}
+        return with_sample(args, kwargs, torch.cat([z.to(sample.dtype)] * chunks))
 
     def _move_pipeline_latents(self, scheduler: Any, timestep: Any, z0: torch.Tensor, z: torch.Tensor,
                                scale: float) -> None:

@@ -100,5 +100,5 @@ def test_groups_on_an_objective_without_groups_is_named():
     with pytest.warns(AEWarning, match="takes no groups"), attend_and_excite(pipe, "cat", groups="red cat") as ae:
         run(pipe)
     assert ae.runs[-1].steps_altered == 0
-    with pytest.raises(ValueError, match="Objective: 'bind' is not one of"):
-        attend_and_excite(pipe, groups="red cat", objective="bind").__enter__()
+    with pytest.raises(ValueError, match="Objective: 'nonesuch' is not one of"):
+        attend_and_excite(pipe, groups="red cat", objective="nonesuch").__enter__()

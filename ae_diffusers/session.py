@@ -263,8 +263,8 @@ def attend_and_excite(
 ) -> Iterator[AttendExciteSession]:
     """A&E in every call of `pipe` inside the block. `subjects`: one spec for every prompt, or one per prompt
     ("cat, frog", "2, 5", "frog#2"); `groups`: likewise, for an objective that binds words ("red car; blue bird",
-    a group's last word is its subject); `objective`: "excite" (the paper's), "contrast" or "bind" (README
-    "Objectives"); `params`: AEParams' fields (README "Parameters"). Bad values raise ValueError here, before
+    a group's last word is its subject); `objective`: "excite" (the paper's) or another of README
+    "Objectives"; `params`: AEParams' fields (README "Parameters"). Bad values raise ValueError here, before
     anything is patched."""
     session = AttendExciteSession(pipe, subjects, _params(subjects, groups, objective, params), groups)
     problem = refusal(pipe.scheduler)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ae_diffusers.schedulers import input_scale, refusal
-from ae_diffusers.step import DiffusersStep, pipeline_schedule
+from ae_diffusers.step import DiffusersStep, first_index, pipeline_schedule, unet_arguments, with_sample
 from ae_diffusers.tokens import image_targets
 from ae_lib.params import AEParams, parse_named
 
@@ -39,6 +39,10 @@ class AERun:
     messages: list[str] = field(default_factory=list)
     steps_altered: int = 0
 
+    def note(self, message: str) -> None:
+        if message not in self.messages:
+            self.messages.append(message)
+
 
 @dataclass
 class _Call:
@@ -53,21 +57,37 @@ class _Call:
     run: AERun = field(default_factory=AERun)
 
 
-def _params(subjects: str | list[str], values: dict[str, Any]) -> AEParams:
-    parsed = parse_named({"enabled": True, "subjects": subjects if isinstance(subjects, str) else "x", **values})
+Spec = str | Sequence[str]  # one spec for every prompt, or one per prompt
+
+
+def _params(subjects: Spec, groups: Spec, objective: str, values: dict[str, Any]) -> AEParams:
+    specs = {"subjects": subjects, "groups": groups}
+    for name, spec in specs.items():
+        if not isinstance(spec, str) and not all(isinstance(s, str) for s in spec):
+            raise ValueError(f"Attend-and-Excite: {name}: expected text or a list of texts, one per prompt")
+    named = {k: v if isinstance(v, str) else "; ".join(v) for k, v in specs.items()}
+    parsed = parse_named({"enabled": True, **named, "objective": objective, **values})
     if not parsed.ok:
         raise ValueError("Attend-and-Excite: " + "; ".join(parsed.errors))
     return parsed.params
 
 
+def _per_prompt(spec: Spec, prompts: int, what: str) -> list[str]:
+    if isinstance(spec, str):
+        return [spec] * prompts
+    if len(spec) != prompts:
+        msg = f"{len(spec)} {what} specs for {prompts} prompts"
+        raise ValueError(msg)
+    return list(spec)
+
+
 class AttendExciteSession:
     """Created by `attend_and_excite`; `runs` has one AERun per pipeline call, `scores` the latest one's."""
 
-    def __init__(self, pipe: Any, subjects: str | list[str], params: AEParams) -> None:
-        self.pipe, self.subjects, self.params = pipe, subjects, params
+    def __init__(self, pipe: Any, subjects: Spec, params: AEParams, groups: Spec = "") -> None:
+        self.pipe, self.subjects, self.groups, self.params = pipe, subjects, groups, params
         self.runs: list[AERun] = []
         self._call: _Call | None = None
-        self._in_pass = False
 
     @property
     def scores(self) -> list[list[float] | None]:
@@ -92,7 +112,7 @@ class AttendExciteSession:
         signature = inspect.signature(original)
 
         def encode_prompt(*args: Any, **kwargs: Any) -> Any:
-            if not self._in_pass:
+            if not self._in_pass():
                 self._begin(signature.bind_partial(*args, **kwargs).arguments)
             return original(*args, **kwargs)
 
@@ -123,6 +143,10 @@ class AttendExciteSession:
 
         return maybe_free_model_hooks
 
+    def _in_pass(self) -> bool:
+        """A&E's own UNet pass is running (its hooks leave it alone)."""
+        return self._call is not None and self._call.step is not None and self._call.step.running
+
     # -- one pipeline call ---------------------------------------------------------------------------------
     def _begin(self, bound: dict[str, Any]) -> None:
         self._finish()
@@ -144,22 +168,23 @@ class AttendExciteSession:
         if problem:
             call.run.messages.append(f"A&E did not act: {problem}")
             return
-        subjects = self.subjects if isinstance(self.subjects, list) else [self.subjects] * len(call.prompts)
-        if len(subjects) != len(call.prompts):
-            call.run.messages.append(f"A&E did not act: {len(subjects)} subject specs for {len(call.prompts)} "
-                                     "prompts")
+        try:
+            subjects = _per_prompt(self.subjects, len(call.prompts), "subject")
+            groups = _per_prompt(self.groups, len(call.prompts), "group")
+        except ValueError as error:
+            call.run.messages.append(f"A&E did not act: {error}")
             return
-        targets, problems = image_targets(pipe, call.prompts, subjects, call.per_prompt)
+        targets, problems = image_targets(pipe, call.prompts, subjects, call.per_prompt, groups, self.params.objective)
         call.run.messages.extend(f"A&E: {p}; that prompt's images are not altered" for p in problems)
         call.run.labels = [t.labels if t else () for t in targets]
         steps = int(getattr(pipe.scheduler, "num_inference_steps", None) or len(pipe.scheduler.timesteps))
         schedule = pipeline_schedule(self.params, steps, len(pipe.scheduler.timesteps))
-        call.step = DiffusersStep(pipe.unet, self.params, schedule, targets)
+        call.step = DiffusersStep(pipe.unet, self.params, schedule, targets, warn=call.run.note)
         call.latents = latents
 
     def _unet_pre_hook(self, module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         call = self._call
-        if self._in_pass or call is None or call.step is None:
+        if call is None or call.step is None or call.step.running:
             return None
         out = self._guard(lambda: self._before_unet(call, args, kwargs))
         return out if isinstance(out, tuple) else None
@@ -169,7 +194,7 @@ class AttendExciteSession:
         timestep = args[1] if len(args) > 1 else kwargs.get("timestep")
         latents, scheduler = call.latents, self.pipe.scheduler
         if call.start is None:
-            call.start = _first_index(scheduler.timesteps, timestep)
+            call.start = first_index(scheduler.timesteps, timestep)
         index = call.start + call.calls
         call.calls += 1
         if call.step.schedule.plan(index) is None:
@@ -182,19 +207,13 @@ class AttendExciteSession:
             msg = ("A&E stopped: the UNet's input is not the pipeline's latent (a callback_on_step_end that "
                    "returns new latents, or a pipeline A&E does not know); the rest of the run is plain")
             raise RuntimeError(msg)
-        unet_kwargs = _unet_kwargs(self.pipe.unet, args, kwargs)
-        self._in_pass = True
-        try:
-            result = call.step(index, latents, unet_kwargs, input_scale(scheduler, latents, timestep), chunks)
-        finally:
-            self._in_pass = False
+        unet_kwargs = unet_arguments(self.pipe.unet, args, kwargs)
+        unet_kwargs.pop("sample", None)
+        result = call.step(index, latents, unet_kwargs, input_scale(scheduler, latents, timestep), chunks)
         if result is None:
             return None
         call.run.steps_altered += 1
-        new_sample = scheduler.scale_model_input(torch.cat([latents] * chunks), timestep)
-        if args:
-            return (new_sample, *args[1:]), kwargs
-        return args, {**kwargs, "sample": new_sample}
+        return with_sample(args, kwargs, scheduler.scale_model_input(torch.cat([latents] * chunks), timestep))
 
     def _guard(self, action: Any) -> Any:
         """Errors inside our hooks are reported and A&E stands down for this call; the image is still made."""
@@ -223,22 +242,6 @@ class AttendExciteSession:
             warnings.warn(message, AEWarning, stacklevel=3)
 
 
-def _first_index(timesteps: torch.Tensor, timestep: Any) -> int:
-    t = float(timestep.flatten()[0]) if isinstance(timestep, torch.Tensor) else float(timestep)
-    hits = (timesteps.float() == t).nonzero()
-    if len(hits) == 0:
-        msg = f"the UNet's timestep {t:g} is not in the scheduler's timesteps"
-        raise ValueError(msg)
-    return int(hits[0])
-
-
-def _unet_kwargs(unet: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-    bound = inspect.signature(unet.forward).bind(*args, **kwargs).arguments
-    bound.pop("sample", None)
-    extra = bound.pop("kwargs", {})
-    return {**bound, **extra}
-
-
 def _patch(stack: ExitStack, owner: Any, name: str, value: Any) -> None:
     """Set an instance attribute; on exit restore the previous instance attribute or remove ours."""
     had = name in vars(owner)
@@ -255,11 +258,15 @@ def _patch(stack: ExitStack, owner: Any, name: str, value: Any) -> None:
 
 
 @contextmanager
-def attend_and_excite(pipe: Any, subjects: str | list[str], **params: Any) -> Iterator[AttendExciteSession]:
+def attend_and_excite(
+    pipe: Any, subjects: Spec = "", groups: Spec = "", objective: str = "excite", **params: Any
+) -> Iterator[AttendExciteSession]:
     """A&E in every call of `pipe` inside the block. `subjects`: one spec for every prompt, or one per prompt
-    ("cat, frog", "2, 5", "frog#2"); `params`: AEParams' fields (README "Parameters"). Bad values raise
-    ValueError here, before anything is patched."""
-    session = AttendExciteSession(pipe, subjects, _params(subjects, params))
+    ("cat, frog", "2, 5", "frog#2"); `groups`: likewise, for an objective that binds words ("red car; blue bird",
+    a group's last word is its subject); `objective`: "excite" (the paper's) or another of README
+    "Objectives"; `params`: AEParams' fields (README "Parameters"). Bad values raise ValueError here, before
+    anything is patched."""
+    session = AttendExciteSession(pipe, subjects, _params(subjects, groups, objective, params), groups)
     problem = refusal(pipe.scheduler)
     if problem:
         raise ValueError(f"Attend-and-Excite: {problem}")

@@ -11,6 +11,7 @@ are read from the first tokenizer (CLIP-L), as in the WebUIs. Which columns ente
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ae_lib.engine import ImageTarget
@@ -45,15 +46,22 @@ def prompt_columns(tokenizer: Any, prompt: str) -> list[TokenColumn]:
 
 
 def image_targets(
-    pipe: Any, prompts: list[str], subjects: list[str], per_prompt: int, groups: str = "", objective: str | None = None
+    pipe: Any,
+    prompts: list[str],
+    subjects: list[str],
+    per_prompt: int,
+    groups: str | Sequence[str] = "",
+    objective: str | None = None,
 ) -> tuple[list, list[str]]:
-    """ImageTargets for the batch (prompt-major, `per_prompt` images each) and the problems found."""
+    """ImageTargets for the batch (prompt-major, `per_prompt` images each) and the problems found. `groups`: one
+    spec for every prompt, or one per prompt."""
     rule = token_rule(pipe)
     targets: list[ImageTarget | None] = []
     problems: list[str] = []
-    for n, (prompt, spec) in enumerate(zip(prompts, subjects, strict=True)):
+    group_specs = [groups] * len(prompts) if isinstance(groups, str) else list(groups)
+    for n, (prompt, spec, group) in enumerate(zip(prompts, subjects, group_specs, strict=True)):
         cols = prompt_columns(pipe.tokenizer, prompt)
-        mapped = build_target(cols, spec, groups, rule, objective)
+        mapped = build_target(cols, spec, group, rule, objective)
         target = mapped.target
         if not mapped.ok:
             where = f"prompt {n + 1}: " if len(prompts) > 1 else ""

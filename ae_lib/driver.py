@@ -34,14 +34,15 @@ class StepDriver:
     `warn(text)`: how the host tells the user (generation info, node text); `hint`: what the user can do when a
     half-precision update was skipped. `should_stop()`: the host's interrupt; `progress(i, limit)`: refinement
     progress for the host's UI; `log_refinement`: refinement's start and count as console lines (for a host whose
-    UI does not show `progress`).
+    UI does not show `progress`). `total_steps`: the run's full schedule length, or its Schedule where a host's
+    loop places steps otherwise (diffusers' PNDM loop: ae_diffusers.step.pipeline_schedule).
     """
 
     def __init__(
         self,
         unet: nn.Module,
         params: AEParams,
-        total_steps: int,
+        total_steps: int | Schedule,
         warn: Callable[[str], None],
         hint: str,
         keep_maps: bool = False,
@@ -53,7 +54,7 @@ class StepDriver:
         progress: Callable[[int, int], None] | None = None,
         log_refinement: bool = True,
     ) -> None:
-        schedule = Schedule.from_params(params, total_steps)
+        schedule = total_steps if isinstance(total_steps, Schedule) else Schedule.from_params(params, total_steps)
         self.engine = AttendExcite(unet, params, schedule, keep_maps=keep_maps, checkpoint=checkpoint,
                                    objective=make(objective, params))
         self.warn, self.hint, self.scope = warn, hint, scope

@@ -19,25 +19,21 @@ image's info, the image is still made.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from ae_diffusers.schedulers import input_scale, refusal
-from ae_diffusers.step import pipeline_schedule, take_rows
+from ae_diffusers.step import DiffusersStep, first_index, pipeline_schedule, unet_arguments, with_sample
 from ae_diffusers.tokens import token_rule
-from ae_lib.autograd import grad_scope
-from ae_lib.capture import attention_res_problem, target_grid
-from ae_lib.engine import AttendExcite, ImageTarget
-from ae_lib.objectives import make
-from ae_lib.targets import build_target
-from ae_lib.window import end_of_window_lines, record_step
+from ae_lib.capture import attention_res_problem
+from ae_lib.engine import ImageTarget
 from ae_webui import pipeline_prompts, settings
 from ae_webui.state import LOG, GenerationState
 
 CALLBACK = "callback_on_step_end"
+HINT = "set Settings > Compute Settings > Device precision type to FP32 if this repeats"
 
 
 @dataclass
@@ -45,12 +41,11 @@ class _Call:
     """One pipeline call (the base pass or the hires pass)."""
 
     hires: bool
-    engine: AttendExcite | None = None  # None: A&E does not act in this call
+    step: DiffusersStep | None = None  # None: A&E does not act in this call
     start: int = 0  # the schedule position of the call's first step (img2img and hires start part-way)
     loop: int = 0  # the loop step of the next UNet call
     prompts: list[str] = field(default_factory=list)
     steps: int = 1
-    acted: int = 0
     targets: dict[tuple[int, str], ImageTarget | None] = field(default_factory=dict)
 
 
@@ -63,7 +58,6 @@ class PipelineRun:
         self.parser = pipeline_prompts.parser_name(p)
         self.active = True
         self.call: _Call | None = None
-        self._in_pass = False
         self._undo: list[Any] = []
         task_args = p.task_args if isinstance(getattr(p, "task_args", None), dict) else {}
         p.task_args = task_args
@@ -120,20 +114,22 @@ class PipelineRun:
 
     def _end_call(self, call: _Call) -> None:
         self.call = None
-        if call.engine is None:
+        if call.step is None:
             return
-        window = call.engine.schedule.alter_until
+        window = call.step.schedule.alter_until
         said = self.state.messages or any(r.problem for r in self.state.images.values())
-        if not call.acted and call.start < window and not said and not _interrupted():
+        if not call.step.altered and call.start < window and not said and not _interrupted():
             self.state.warn(f"A&E did not act: no UNet call of the pipeline reached an A&E step "
                             f"({call.start}-{window - 1})")
-        if call.acted:
-            for line in end_of_window_lines(self.state.images, call.engine.schedule, call.engine.objective):
-                LOG.info(line)
 
     # -- the UNet pre-hook ---------------------------------------------------------------------------------
+    def _in_pass(self) -> bool:
+        """A&E's own UNet pass is running (the hook leaves it alone)."""
+        step = None if self.call is None else self.call.step
+        return step is not None and step.running
+
     def _pre_hook(self, module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        if self._in_pass or not self.active:
+        if not self.active or self._in_pass():
             return None
         try:
             return self._before_unet(args, kwargs)
@@ -145,14 +141,14 @@ class PipelineRun:
     def _before_unet(self, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         from modules import shared
 
-        bound = _bind(self.unet, args, kwargs)
+        bound = unet_arguments(self.unet, args, kwargs)
         sample, timestep = bound.pop("sample"), bound.get("timestep")
         hires = bool(getattr(self.p, "is_hr_pass", False))
         if self.call is None or self.call.hires != hires:
             self.call = self._new_call(shared.sd_model, hires, timestep, tuple(sample.shape[-2:]))
         call = self.call
         index = call.start + call.loop
-        if call.engine is None or call.engine.schedule.plan(index) is None:
+        if call.step is None or not call.step.driver.alters(index):
             return None
         batch = len(call.prompts)
         chunks = sample.shape[0] // max(batch, 1)
@@ -165,39 +161,12 @@ class PipelineRun:
         if all(t is None for t in targets):
             return None
         scheduler = shared.sd_model.scheduler
-        moved = self._step(call, index, sample[-batch:], bound, targets, chunks)
-        if moved is None:
+        z0 = sample[-batch:].clone()  # the UNet's conditional input rows (latent x scale)
+        z = z0.clone()  # moved in place by the step (in the host's grad mode, as the host's tensors)
+        if call.step(index, z, bound, 1.0, chunks, targets) is None:
             return None
-        z0, z = moved
         self._move_pipeline_latents(scheduler, timestep, z0, z, input_scale(scheduler, z0, timestep))
-        new_sample = torch.cat([z.to(sample.dtype)] * chunks)
-        if args:
-            return (new_sample, *args[1:]), kwargs
-        return args, {**kwargs, "sample": new_sample}
-
-    def _step(
-        self, call: _Call, index: int, cond_input: torch.Tensor, unet_kwargs: dict, targets: list, chunks: int,
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        batch = cond_input.shape[0]
-
-        def run_cond(z_rows: torch.Tensor, rows: list[int]) -> object:
-            return self.unet(z_rows, **take_rows(unet_kwargs, rows, batch, chunks))
-
-        self._in_pass = True
-        try:
-            with grad_scope(self.unet):
-                z0 = cond_input.clone()  # a normal tensor also where the host samples in inference mode
-                result = call.engine.step(index, z0, run_cond, targets, _interrupted, _progress)
-        finally:
-            self._in_pass = False
-        if result is None:
-            return None
-        call.acted += 1
-        grid = target_grid(tuple(cond_input.shape[-2:]), self.state.params.attention_res)
-        record_step(self.state.images, result, targets, grid, call.engine.objective, call.engine.schedule.plan(index))
-        for message in result.skipped.values():
-            self.state.warn(f"half precision: {message}")
-        return z0, result.latent.to(z0.dtype)
+        return with_sample(args, kwargs, torch.cat([z.to(sample.dtype)] * chunks))
 
     def _move_pipeline_latents(self, scheduler: Any, timestep: Any, z0: torch.Tensor, z: torch.Tensor,
                                scale: float) -> None:
@@ -244,10 +213,12 @@ class PipelineRun:
         call.prompts = [refiner_prompt] * len(p.prompts) if hires and refiner_prompt else list(p.prompts)
         calls = len(scheduler.timesteps)
         call.steps = int(getattr(scheduler, "num_inference_steps", None) or calls)
-        call.start = _first_index(scheduler.timesteps, timestep)
+        call.start = first_index(scheduler.timesteps, timestep)
         schedule = pipeline_schedule(params, call.steps, calls)
-        call.engine = AttendExcite(self.unet, params, schedule, keep_maps=params.save_maps,
-                                   checkpoint=settings.checkpointing(), objective=make(params.objective, params))
+        call.step = DiffusersStep(self.unet, params, schedule, warn=self.state.warn, hint=HINT,
+                                  keep_maps=params.save_maps, checkpoint=settings.checkpointing(),
+                                  images=self.state.images, should_stop=_interrupted, progress=_progress,
+                                  log_refinement=False)
         for report in self.state.images.values():  # the hires pass has its own schedule: its own threshold outcomes
             report.thresholds = {}
         return call
@@ -264,36 +235,12 @@ class PipelineRun:
         return call.targets[key]
 
     def _map(self, pipe: Any, b: int, text: str, width: int) -> ImageTarget | None:
-        report = self.state.image(b)
         try:
             columns = pipeline_prompts.columns_for_text(pipe, text, self.parser)
             problem = pipeline_prompts.check_width(columns, width)
         except ValueError as error:
             columns, problem = [], str(error)
-        p = self.state.params
-        found = None if problem else build_target(columns, p.subjects, p.groups, token_rule(pipe), p.objective)
-        if found is None or not found.ok:
-            report.problem = f"image {b + 1} ran without A&E: {problem or found.message()}"
-            LOG.warning(report.problem)
-            return None
-        report.labels = found.target.labels
-        return found.target
-
-
-def _bind(unet: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """The UNet call's arguments by name (`sample`, `timestep`, `encoder_hidden_states`, ...)."""
-    bound = dict(inspect.signature(unet.forward).bind(*args, **kwargs).arguments)
-    extra = bound.pop("kwargs", {}) or {}
-    return {**bound, **extra}
-
-
-def _first_index(timesteps: torch.Tensor, timestep: Any) -> int:
-    t = float(timestep.flatten()[0]) if isinstance(timestep, torch.Tensor) else float(timestep)
-    hits = (timesteps.float() == t).nonzero()
-    if len(hits) == 0:
-        msg = f"the UNet's timestep {t:g} is not one of the scheduler's timesteps"
-        raise ValueError(msg)
-    return int(hits[0])
+        return self.state.target(b, columns, token_rule(pipe), problem)
 
 
 def _interrupted() -> bool:

@@ -17,7 +17,6 @@ from modules import prompt_parser, shared
 from ae_lib.driver import StepDriver
 from ae_lib.latents import apply_model_update, c_in
 from ae_lib.objectives import ImageTarget
-from ae_lib.targets import build_target
 from ae_webui import hosts, settings, tokenize
 from ae_webui.sampler_steps import RunPosition, step_of_call
 from ae_webui.state import LOG, GenerationState
@@ -119,16 +118,7 @@ class Session:
         return self._targets[key]
 
     def _map(self, i: int, text: str) -> ImageTarget | None:
-        columns = tokenize.columns_for_text(text, self.model)
-        p = self.state.params
-        found = build_target(columns, p.subjects, p.groups, self.rule, p.objective)
-        report = self.state.image(i)
-        if not found.ok:
-            report.problem = f"image {i + 1} ran without A&E: {found.message()}"
-            LOG.warning(report.problem)
-            return None
-        report.labels = found.target.labels
-        return found.target
+        return self.state.target(i, tokenize.columns_for_text(text, self.model), self.rule)
 
     def _progress(self, iteration: int, limit: int) -> None:
         shared.state.textinfo = f"Attend and Excite: refining {iteration}/{limit}"

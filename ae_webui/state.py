@@ -8,13 +8,15 @@ measure ("AE measure", its `measure`: the paper's scores stay as they were, with
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ae_lib.objectives import DEFAULT, OBJECTIVES
+from ae_lib.objectives import DEFAULT, OBJECTIVES, ImageTarget
 from ae_lib.params import AEParams
 from ae_lib.report import format_scores
+from ae_lib.targets import build_target
+from ae_lib.tokens import TokenColumn, TokenRule
 from ae_lib.window import ImageWindow
 
 LOG = logging.getLogger("attend_and_excite")
@@ -55,6 +57,21 @@ class GenerationState:
 
     def image(self, position: int) -> ImageReport:
         return self.images.setdefault(position, ImageReport())
+
+    def target(
+        self, position: int, columns: Sequence[TokenColumn], rule: TokenRule, problem: str | None = None
+    ) -> ImageTarget | None:
+        """Image `position`'s target from this generation's subjects and groups in its prompt's columns, or None
+        with the reason (`problem`, or the target's own) in its report."""
+        p = self.params
+        found = None if problem else build_target(columns, p.subjects, p.groups, rule, p.objective)
+        report = self.image(position)
+        if found is None or not found.ok:
+            report.problem = f"image {position + 1} ran without A&E: {problem or found.message()}"
+            LOG.warning(report.problem)
+            return None
+        report.labels = found.target.labels
+        return found.target
 
     def new_batch(self) -> None:
         self.images = {}

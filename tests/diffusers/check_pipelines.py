@@ -8,7 +8,7 @@ import torch
 from check_glue import PROMPT, load
 from PIL import Image
 
-from ae_diffusers import attend_and_excite, prompt_columns, token_rule
+from ae_diffusers import AEWarning, attend_and_excite, prompt_columns, token_rule
 from ae_lib.scores import TokenRule
 from ae_lib.tokens import map_subjects
 
@@ -73,3 +73,32 @@ def test_batches_and_per_prompt_subjects():
              generator=torch.Generator().manual_seed(0))
     assert ae.runs[-1].labels == [("cat", "frog")] * 2 + [("dog", "boat")] * 2
     assert all(s is not None and len(s) == 2 for s in ae.scores)
+
+
+def test_contrast_with_groups_acts():
+    """objective="contrast" with groups reaches the engine: the group tokens are scored, the latent moves, and
+    each token's separation (own group minus the other) ends higher than at step size 0."""
+    pipe = load("sd1")
+    prompt = "a red cat and a blue frog"
+    kwargs = {"num_inference_steps": STEPS, "guidance_scale": 7.5, "output_type": "latent"}
+    plain = pipe(prompt, generator=torch.Generator().manual_seed(0), **kwargs).images
+    runs = {}
+    for size in (0, 60):
+        with attend_and_excite(pipe, groups="red cat; blue frog", objective="contrast", step_size=size) as ae:
+            latent = pipe(prompt, generator=torch.Generator().manual_seed(0), **kwargs).images
+        runs[size] = (ae, latent)
+    (off, same), (ae, moved) = runs[0], runs[60]
+    assert not ae.messages and not off.messages
+    assert ae.runs[-1].labels == [("red", "cat", "blue", "frog")]
+    assert ae.runs[-1].steps_altered == off.runs[-1].steps_altered == 3
+    assert torch.equal(same, plain) and not torch.equal(moved, plain)
+    assert sum(ae.scores[0]) > sum(off.scores[0]), "the tokens' separation rises over step size 0"
+
+
+def test_groups_on_an_objective_without_groups_is_named():
+    pipe = load("sd1")
+    with pytest.warns(AEWarning, match="takes no groups"), attend_and_excite(pipe, "cat", groups="red cat") as ae:
+        run(pipe)
+    assert ae.runs[-1].steps_altered == 0
+    with pytest.raises(ValueError, match="Objective: 'nonesuch' is not one of"):
+        attend_and_excite(pipe, groups="red cat", objective="nonesuch").__enter__()

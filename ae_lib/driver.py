@@ -33,8 +33,9 @@ class StepDriver:
 
     `warn(text)`: how the host tells the user (generation info, node text); `hint`: what the user can do when a
     half-precision update was skipped. `should_stop()`: the host's interrupt; `progress(i, limit)`: refinement
-    progress for the host's UI; `log_refinement`: refinement's start and count as console lines (for a host whose
-    UI does not show `progress`). `total_steps`: the run's full schedule length, or its Schedule where a host's
+    progress for the host's UI; `objective`: a name overriding the params' own (the params' by default, so a
+    glue cannot run the paper's objective while its user chose another); `log_refinement`: refinement's start
+    and count as console lines (for a host whose UI does not show `progress`). `total_steps`: the run's full schedule length, or its Schedule where a host's
     loop places steps otherwise (diffusers' PNDM loop: ae_diffusers.step.pipeline_schedule).
     """
 
@@ -56,7 +57,7 @@ class StepDriver:
     ) -> None:
         schedule = total_steps if isinstance(total_steps, Schedule) else Schedule.from_params(params, total_steps)
         self.engine = AttendExcite(unet, params, schedule, keep_maps=keep_maps, checkpoint=checkpoint,
-                                   objective=make(objective, params))
+                                   objective=make(objective or params.objective, params))
         self.warn, self.hint, self.scope = warn, hint, scope
         self.should_stop, self.progress, self.log_refinement = should_stop, progress, log_refinement
         self.images: dict[int, ImageWindow] = {} if images is None else images

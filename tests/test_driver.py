@@ -75,3 +75,11 @@ def test_refinement_is_logged_and_reported_to_the_host(sd1_unet, caplog):
     assert progress == [(1, 2), (2, 2)] and driver.refined == {0: 2}
     assert "A&E step 0: refining (at most 2 iterations)" in caplog.text
     assert "A&E step 0: 2 refinement iterations" in caplog.text
+
+
+def test_the_driver_runs_the_objective_the_params_name(sd1_unet):
+    """Two glues once forgot to pass the objective and ran the paper's on the user's groups: the params decide."""
+    chosen = AEParams(enabled=True, objective="contrast", groups="red car; blue bird")
+    assert StepDriver(sd1_unet, chosen, 50, print, "").engine.objective.name == "contrast"
+    assert StepDriver(sd1_unet, PARAMS, 50, print, "").engine.objective.name == "excite"
+    assert StepDriver(sd1_unet, chosen, 50, print, "", objective="bind").engine.objective.name == "bind"

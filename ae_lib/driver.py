@@ -35,8 +35,9 @@ class StepDriver:
     half-precision update was skipped. `should_stop()`: the host's interrupt; `progress(i, limit)`: refinement
     progress for the host's UI; `objective`: a name overriding the params' own (the params' by default, so a
     glue cannot run the paper's objective while its user chose another); `log_refinement`: refinement's start
-    and count as console lines (for a host whose UI does not show `progress`). `total_steps`: the run's full schedule length, or its Schedule where a host's
-    loop places steps otherwise (diffusers' PNDM loop: ae_diffusers.step.pipeline_schedule).
+    and count as console lines (for a host whose UI does not show `progress`). `total_steps`: the run's full
+    schedule length, or its Schedule where a host's loop places steps otherwise (diffusers' PNDM loop:
+    ae_diffusers.step.pipeline_schedule).
     """
 
     def __init__(

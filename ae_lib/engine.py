@@ -137,10 +137,12 @@ class AttendExcite:
         run_cond: RunCond,
         targets: Sequence[ImageTarget | None],
         grid: tuple[int, int],
-        finer: Sequence[tuple[int, int]] = (),
+        finer: Sequence[tuple[int, int]] | None = None,
     ) -> Evaluation:
         """One UNet pass on z[rows] with autograd: per-image losses, their gradient w.r.t. z, scores.
-        `finer`: further grids the objective reads (Objective.finer_grids), kept from the same pass."""
+        `finer`: further grids the objective reads, kept from the same pass (None: Objective.finer_grids)."""
+        if finer is None:
+            finer = self.objective.finer_grids((z.shape[-2], z.shape[-1]), grid, targets)
         leaf = z[rows].detach().clone().requires_grad_(True)
         # Frozen through backward too: checkpointed blocks are recomputed there and must build the same graph.
         with torch.enable_grad(), frozen_parameters(self.unet):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from PIL import Image
 
 from ae_demo.__main__ import main
 from ae_demo.run import sample
+from ae_lib.objectives import OBJECTIVES
 
 
 def test_demo_writes_the_figure_and_prints_both_runs(tmp_path, capsys):
@@ -33,3 +35,12 @@ def test_contrast_separates_the_groups_in_the_demo():
     assert moved.last_maps.shape[0] == 4  # one map per group token
     mean = [sum(run.scores[-1]) / 4 for run in (plain, moved)]
     assert mean[1] > mean[0] + 0.01, mean
+
+
+@pytest.mark.parametrize("objective", [n for n, k in OBJECTIVES.items() if k.takes_groups])
+def test_the_demo_runs_every_objective_that_takes_groups(objective):
+    """Its plain run evaluates through the engine alone (divide once needed grids only `step` asked for)."""
+    for use_ae in (False, True):
+        run = sample("a red car and a blue bird", "", 4, 0, use_ae=use_ae, objective=objective,
+                     groups="red car; blue bird")
+        assert run.last_maps.shape[0] == len(run.labels) == len(run.scores[-1]) > 0

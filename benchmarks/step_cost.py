@@ -18,6 +18,8 @@ to the plain step:
   contrast: altered    the same altered step with the Contrast objective (CONFORM, ae_lib.objectives.contrast)
                        over two groups, with the previous step's maps (kept from the warm-up round)
   contrast: refinement one engine pass with the Contrast objective
+  bind: altered        the same altered step with the Bind objective (SynGen, ae_lib.objectives.bind) over the
+                       two groups against the other prompt words (it has no refinement)
   divide: altered      the same altered step with the Divide & Bind objective (ae_lib.objectives.divide) over
                        two attribute-subject groups: its pass also keeps every grid finer than the loss grid
                        (the attributes' maps), so it runs to the last of the finest layers
@@ -111,6 +113,7 @@ class Bench:
     engine_ckpt: AttendExcite = field(init=False)
     engine_contrast: AttendExcite = field(init=False)
     engine_divide: AttendExcite = field(init=False)
+    engine_bind: AttendExcite = field(init=False)
     last: StepResult | None = None
 
     def __post_init__(self) -> None:
@@ -125,6 +128,10 @@ class Bench:
         self.engine_divide = AttendExcite(self.unet, params, schedule, objective=make("divide", params))
         bound = ImageTarget(tuple(g[-1] for g in GROUPS), TEXT_COLUMNS, groups=GROUPS)
         self.divide_targets = [bound] * self.z.shape[0]
+        self.engine_bind = AttendExcite(self.unet, params, schedule, objective=make("bind", params))
+        paired = ImageTarget(tuple(c for g in GROUPS for c in g), TEXT_COLUMNS, groups=GROUPS,
+                             prompt_columns=TEXT_COLUMNS)
+        self.bind_targets = [paired] * self.z.shape[0]
         self.rows = list(range(self.z.shape[0]))
         self.grid = target_grid((self.z.shape[-2], self.z.shape[-1]))
         self.step_size = schedule.step_sizes[ALTERED_INDEX]
@@ -153,6 +160,9 @@ class Bench:
 
     def contrast_refinement(self) -> None:
         self.engine_contrast.evaluate(self.z, self.rows, self.run_cond, self.contrast_targets, self.grid)
+
+    def bind(self) -> None:
+        self.engine_bind.step(ALTERED_INDEX, self.z, self.run_cond, self.bind_targets)
 
     def divide(self) -> None:
         self.engine_divide.step(ALTERED_INDEX, self.z, self.run_cond, self.divide_targets)
@@ -352,6 +362,7 @@ TIME_LABELS = {
     "refinement": "refinement iteration (1 pass)",
     "contrast": "contrast: altered step",
     "contrast_refinement": "contrast: refinement iteration",
+    "bind": "bind: altered step",
     "divide": "divide: altered step",
     "divide_refinement": "divide: refinement iteration",
 }
@@ -467,6 +478,7 @@ def run_model(
         "refinement": bench.refinement,
         "contrast": bench.contrast,
         "contrast_refinement": bench.contrast_refinement,
+        "bind": bench.bind,
         "divide": bench.divide,
         "divide_refinement": bench.divide_refinement,
         "forge_plain": forge.plain,

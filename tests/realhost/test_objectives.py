@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,6 +36,7 @@ class Case:
     improves: Callable[[Sequence[float], Sequence[float]], bool]  # (step size 0, default step size) -> better
     how: str  # the claim, in words, for the failure message
     short: dict[str, str] = field(default_factory=dict)  # target id -> measured reason the bar is not met there
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # target id -> further A&E values, both runs
 
 
 def mean_rises(still: Sequence[float], moved: Sequence[float]) -> bool:
@@ -72,8 +74,14 @@ OBJECTIVES = {
                  "red, car, blue, bird", mean_falls, "the mean pair divergence falls",
                  {"a1111-sd1": BIND_A1111}),
     # Divide & Bind: the weakest subject's total variation rises (its labels: the groups' subjects).
+    # With its own refinement limits it met the bar on A1111 (4 of 4: weakest TV 0.040-0.090 -> 0.127-0.195) and on
+    # Neo's seeds 11-13 (0.011-0.015 -> 0.027-0.076). Neo's total variation (0.01-0.06) stays below divide's own
+    # thresholds (0.05/0.2/0.3), so there every seed runs 100 + 50 + 50 refinement passes down to the finest grid
+    # (~4 min per seed), too long for CI: Neo runs it without refinement (as the ComfyUI bar), where it met the bar
+    # on 4 of 4 (e.g. 0.0239 -> 0.0240, 0.0145 -> 0.0147). Without refinement A1111 misses seed 11 (0.0895 -> 0.0872).
     "divide": Case("a red car and a blue bird", "", "red car; blue bird", ("car", "bird"),
-                   "car, bird", min_rises, "the weakest total variation rises"),
+                   "car, bird", min_rises, "the weakest total variation rises",
+                   settings={"neo-sd15": {"max_refine": 0}}),
 }
 
 
@@ -94,9 +102,10 @@ def measure(gen: Generation, case: Case) -> list[float]:
 @pytest.mark.parametrize("objective", list(OBJECTIVES))
 def test_the_objective_changes_the_image_and_its_measure_improves_on_four_seeds(live: Live, objective: str) -> None:
     case = OBJECTIVES[objective]
-    values = {"objective": objective, "subjects": case.subjects, "groups": case.groups}
+    values = {"objective": objective, "subjects": case.subjects, "groups": case.groups,
+              **case.settings.get(live.target.id, {})}
     # At step size 0 the latent cannot move: the baseline runs without refinement passes (as test_api's rise test).
-    still_args = ae(**values, step_size=0, max_refine=0)
+    still_args = ae(**{**values, "step_size": 0, "max_refine": 0})
     base = {**SIZE, "prompt": case.prompt}
     worse = []  # every seed is measured before the verdict, so a failure shows all four
     for seed in SEEDS:

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from ae_lib.report import parse_scores
 from tests.realhost.conftest import ae, generate, hires_upscaler
 from tests.realhost.targets import ALL, API_SD1, Live, select
 
@@ -218,7 +219,15 @@ def test_objective_with_groups_acts_reports_its_measure_and_round_trips(objectiv
                                                                             "separation")
     positional = [getattr(AEParams(enabled=True, **values), name) for name in FIELD_NAMES]
     again = generate(webui, {**base, "alwayson_scripts": {"attend and excite": {"args": positional}}})
-    assert again.infotexts == on.infotexts and close(again.pixels(), on.pixels())
+    # The measure has 3 significant digits (near 0 here): the CPU backward's last-bit noise (see `close`) can show.
+    assert [_without_scores(t) for t in again.infotexts] == [_without_scores(t) for t in on.infotexts]
+    measures = [[v for _, v in parse_scores(g.infotext_value("AE scores") or "")] for g in (again, on)]
+    assert len(measures[0]) == 4 and np.allclose(*measures, atol=1e-4), measures
+    assert close(again.pixels(), on.pixels())
+
+
+def _without_scores(infotext: str) -> str:
+    return re.sub(r'AE scores: "[^"]*"|AE scores: [^,\n]*', "AE scores: ?", infotext)
 
 
 def test_a_bad_group_is_named_and_the_image_is_made(objective_host: Live) -> None:

@@ -50,3 +50,21 @@ def pytest_collection_modifyitems(config, items):
         return any(d in parts for d in SLOW_DIRS)
 
     items.sort(key=late)  # stable: each group keeps its own order
+
+
+@pytest.fixture
+def unet64(sd1_unet, monkeypatch):
+    """The tiny SD1 UNet in float64 throughout, for the objectives' reference tests (ldm casts GroupNorm and
+    attention to fp32 otherwise)."""
+    import copy
+
+    import torch
+    from ldm.modules import attention as ldm_attention
+    from ldm.modules.diffusionmodules import util as ldm_util
+
+    monkeypatch.setattr(ldm_util.GroupNorm32, "forward", torch.nn.GroupNorm.forward)
+    monkeypatch.setattr(ldm_attention, "_ATTN_PRECISION", "fp64")
+    unet = copy.deepcopy(sd1_unet).double()
+    unet.dtype = torch.float64
+    unet.time_embed.register_forward_pre_hook(lambda m, a: (a[0].double(),))
+    return unet

@@ -5,12 +5,8 @@ refinement steps."""
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
-from ldm.modules import attention as ldm_attention
-from ldm.modules.diffusionmodules import util as ldm_util
 
 from ae_demo.tiny import cond_runner, make_context, prompt_columns
 from ae_lib import AEParams, AttendExcite, Schedule, TokenRule
@@ -24,16 +20,6 @@ GROUPS = "glittery chartreuse iguana; teal capybara"
 # The official code's aligned subtrees for these pairs: split words as lists of their pieces, the noun last.
 SUBTREES = [[[2, 3], [4, 5, 6], [7, 8]], [11, [12, 13, 14]]]
 PROMPT_TOKENS = 17  # a glit tery char tre use igu ana and a teal cap y bara , on grass
-
-
-@pytest.fixture
-def unet64(sd1_unet, monkeypatch):
-    monkeypatch.setattr(ldm_util.GroupNorm32, "forward", torch.nn.GroupNorm.forward)  # it casts to fp32
-    monkeypatch.setattr(ldm_attention, "_ATTN_PRECISION", "fp64")
-    unet = copy.deepcopy(sd1_unet).double()
-    unet.dtype = torch.float64
-    unet.time_embed.register_forward_pre_hook(lambda m, a: (a[0].double(),))
-    return unet
 
 
 def _target():

@@ -4,12 +4,7 @@ previous step's maps) and through refinement."""
 
 from __future__ import annotations
 
-import copy
-
-import pytest
 import torch
-from ldm.modules import attention as ldm_attention
-from ldm.modules.diffusionmodules import util as ldm_util
 
 from ae_demo.tiny import cond_runner, make_context, prompt_columns
 from ae_lib import AEParams, AttendExcite, Schedule, TokenRule, text_columns
@@ -19,16 +14,6 @@ from tests.reference_conform import conform_step, ntxent_pml
 
 PROMPT = "a red cat and a blue frog"
 GROUPS = ((2, 3), (6, 7))  # [red, cat], [blue, frog]
-
-
-@pytest.fixture
-def unet64(sd1_unet, monkeypatch):
-    monkeypatch.setattr(ldm_util.GroupNorm32, "forward", torch.nn.GroupNorm.forward)  # it casts to fp32
-    monkeypatch.setattr(ldm_attention, "_ATTN_PRECISION", "fp64")
-    unet = copy.deepcopy(sd1_unet).double()
-    unet.dtype = torch.float64
-    unet.time_embed.register_forward_pre_hook(lambda m, a: (a[0].double(),))
-    return unet
 
 
 def _target():

@@ -5,12 +5,7 @@ have different targets (one binds attributes from the finer layers, one only spr
 
 from __future__ import annotations
 
-import copy
-
-import pytest
 import torch
-from ldm.modules import attention as ldm_attention
-from ldm.modules.diffusionmodules import util as ldm_util
 
 from ae_demo.tiny import make_context, prompt_columns
 from ae_lib import AEParams, AttendExcite, Schedule, TokenRule, text_columns
@@ -23,16 +18,6 @@ PROMPT = "a red cat and a blue frog"
 COLS = tuple(text_columns(prompt_columns(PROMPT), TokenRule.REFERENCE))
 BOUND = ImageTarget((3, 7), COLS, ("cat", "frog"), ((2, 3), (6, 7)))  # [red, cat], [blue, frog]
 SPREAD = ImageTarget((3, 7), COLS, ("cat", "frog"))  # no attributes: the code's color_indices=None
-
-
-@pytest.fixture
-def unet64(sd1_unet, monkeypatch):
-    monkeypatch.setattr(ldm_util.GroupNorm32, "forward", torch.nn.GroupNorm.forward)  # it casts to fp32
-    monkeypatch.setattr(ldm_attention, "_ATTN_PRECISION", "fp64")
-    unet = copy.deepcopy(sd1_unet).double()
-    unet.dtype = torch.float64
-    unet.time_embed.register_forward_pre_hook(lambda m, a: (a[0].double(),))
-    return unet
 
 
 def test_formulas_equal_the_codes_on_uneven_maps():

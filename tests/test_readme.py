@@ -55,5 +55,14 @@ def test_benchmark_quick_run_prints_every_ratio():
     out = subprocess.run(cmd, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     for line in ("plain CFG step", "ours: altered step", "reference way", "refinement iteration",
-                 "saved for backward", "projected (20 steps, 10 altered"):
+                 "saved for backward", "projected (20 steps, 10 altered", "contrast: altered step",
+                 "contrast: refinement iteration", "bind: altered step", "divide: altered step",
+                 "divide: refinement iteration", "divide: one pass (down to the finest grid)"):
         assert line in out.stdout
+
+
+def test_every_picture_the_readme_shows_is_in_the_repository():
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert {"docs/demo_contrast.png", "docs/demo_bind.png", "docs/demo_divide.png"} <= set(pictures)
+    missing = [p for p in pictures if not (ROOT / p).is_file()]
+    assert not missing, f"the README shows pictures the repository lacks: {missing}"

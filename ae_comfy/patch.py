@@ -262,7 +262,7 @@ class _Run:
         self.placement, self.run_steps, self.sigmas = placement, run_steps, sigmas
         report = patch.report
         self.driver = StepDriver(unet, patch.params, placement.total, patch._warn, "try --force-fp32 if this repeats",
-                                 keep_maps=True, objective=patch.params.objective, images=report.images,
+                                 keep_maps=True, images=report.images,
                                  should_stop=processing_interrupted)
         report.altered, report.refined = self.driver.altered, self.driver.refined
         self.calls = 0

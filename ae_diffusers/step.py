@@ -100,8 +100,7 @@ class DiffusersStep:
         self.unet, self.params, self.targets = unet, params, targets
         self.messages: list[str] = []
         self.running = False
-        self.driver = StepDriver(unet, params, schedule, warn or self._warn, hint, objective=params.objective,
-                                 **driver)
+        self.driver = StepDriver(unet, params, schedule, warn or self._warn, hint, **driver)
 
     @property
     def schedule(self) -> Schedule:

@@ -42,8 +42,7 @@ class Session:
         params = state.params
         self.driver = StepDriver(
             self.host.unet(self.model), params, spec.position.total, state.warn, "run with --no-half if this repeats",
-            keep_maps=params.save_maps, checkpoint=settings.checkpointing(), objective=params.objective,
-            images=state.images,
+            keep_maps=params.save_maps, checkpoint=settings.checkpointing(), images=state.images,
             scope=self.host.grad_scope, should_stop=_interrupted, progress=self._progress, log_refinement=False,
         )
         self.denoiser = p.sampler.model_wrap_cfg
